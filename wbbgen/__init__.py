@@ -1,0 +1,38 @@
+"""wbbgen: generative Bayesian hyperparameter tuning for NumPyro.
+
+Weighted Bayesian bootstrap draws (:func:`exact_wbb`), amortised over hyperparameters by a
+generator trained once (:class:`AmortizedWBB`), as ArviZ InferenceData with a hyperparameter
+dimension.
+"""
+
+from wbbgen import weights
+from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
+from wbbgen.convert import build_inference_data, per_hyper
+from wbbgen.criteria import log_predictive, lppd
+from wbbgen.exact import ConvergenceWarning, exact_wbb
+from wbbgen.hyper import ExtrapolationWarning
+from wbbgen.objective import FunctionModel
+from wbbgen.plots import plot_curve, plot_path
+from wbbgen.samples import WBBSamples
+from wbbgen.train import NonFiniteTrainingError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmortizedWBB",
+    "WBBRunResult",
+    "WBBSamples",
+    "exact_wbb",
+    "FunctionModel",
+    "weights",
+    "build_inference_data",
+    "per_hyper",
+    "log_predictive",
+    "lppd",
+    "plot_path",
+    "plot_curve",
+    "format_fidelity",
+    "ConvergenceWarning",
+    "ExtrapolationWarning",
+    "NonFiniteTrainingError",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from wbbgen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Argument checks shared by the public entry points (clear errors naming the argument)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+__all__ = ["positive_int", "as_key"]
+
+
+def positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def as_key(rng_key, name: str = "rng_key"):
+    """Accept ``jax.random.key`` keys and legacy ``PRNGKey`` arrays; reject anything else."""
+    if isinstance(rng_key, jax.Array):
+        if jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key) and rng_key.shape == ():
+            return rng_key
+        if rng_key.dtype == np.uint32 and rng_key.shape == (2,):
+            return jax.random.wrap_key_data(rng_key)
+    raise TypeError(
+        f"`{name}` must be a single PRNG key such as jax.random.key(0), got {rng_key!r}. "
+        "Pass a key as the first argument (NumPyro's convention)."
+    )

@@ -1,0 +1,58 @@
+"""Offline data sets bundled with scikit-learn, split and standardised the same way everywhere
+(reference numbers in RESEARCH.md §5 use these splits)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Split", "breast_cancer", "diabetes"]
+
+
+class Split(NamedTuple):
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str]
+
+
+def _standardise(X_train, X_test):
+    mu, sd = X_train.mean(0), X_train.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return (X_train - mu) / sd, (X_test - mu) / sd
+
+
+def breast_cancer(test_size: float = 0.3, random_state: int = 0, dtype=np.float32) -> Split:
+    """Breast-cancer diagnosis (569 × 30): stratified split, features standardised on the
+    training rows, y ∈ {0, 1}."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    d = load_breast_cancer()
+    Xtr, Xte, ytr, yte = train_test_split(
+        d.data, d.target, test_size=test_size, random_state=random_state, stratify=d.target
+    )
+    Xtr, Xte = _standardise(Xtr, Xte)
+    return Split(Xtr.astype(dtype), ytr.astype(dtype), Xte.astype(dtype), yte.astype(dtype), list(d.feature_names))
+
+
+def diabetes(test_size: int = 100, random_state: int = 0, degree: int = 1, dtype=np.float32) -> Split:
+    """Diabetes progression (442 × 10), optionally with degree-2 features (p = 65),
+    standardised, y centred on the training mean."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import PolynomialFeatures
+
+    d = load_diabetes()
+    X = d.data
+    names = list(d.feature_names)
+    if degree > 1:
+        poly = PolynomialFeatures(degree, include_bias=False)
+        X = poly.fit_transform(X)
+        names = list(poly.get_feature_names_out(names))
+    Xtr, Xte, ytr, yte = train_test_split(X, d.target, test_size=test_size, random_state=random_state)
+    Xtr, Xte = _standardise(Xtr, Xte)
+    mu = ytr.mean()
+    return Split(Xtr.astype(dtype), (ytr - mu).astype(dtype), Xte.astype(dtype), (yte - mu).astype(dtype), names)

@@ -1,0 +1,195 @@
+"""Random observation weights for the weighted Bayesian bootstrap.
+
+A weight scheme draws a vector ``v`` of ``num_weights`` random numbers with mean 1 and
+expands it to one weight per observation, ``w = expand(v)`` of length ``n``. For
+per-observation schemes ``v = w``; for block weights ``v`` holds one weight per block and
+``num_weights = S``, which is what the generator sees (a much smaller input than ``n``).
+
+Every scheme has E[wᵢ] = 1, so the weighted objective Σᵢ wᵢ ℓᵢ(θ) is, on average, the full
+log-likelihood, and the generator's weight input is centred as ``v - 1``.
+
+Schemes (all pure, no NumPyro):
+
+* :func:`exponential` -- wᵢ ~ Exp(1) iid (Bayesian bootstrap; Newton, Polson & Xu 2021).
+* :func:`dirichlet` -- w = n·Dirichlet(1, …, 1) (the normalised Bayesian bootstrap, Σw = n).
+* :func:`multinomial` -- w = counts of n draws with replacement (Efron's bootstrap; has zeros).
+* :func:`double_bootstrap` -- wᵢ ~ Gamma(a, a) with a = 1/`shape_scale` (a second-level
+  bootstrap of the weights: Gamma(1, 1) = Exp(1)).
+* :func:`block` -- observations are shuffled into S blocks that share a weight (GMS, Shin,
+  Wang & Liu 2020); with ``shuffle=False`` blocks are contiguous by index.
+
+Example:
+    >>> import jax
+    >>> scheme = block(1000, num_blocks=50, rng_key=jax.random.key(0))
+    >>> v = scheme.sample(jax.random.key(1), (8,))      # (8, 50)
+    >>> scheme.expand(v).shape
+    (8, 1000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "WeightScheme",
+    "exponential",
+    "dirichlet",
+    "multinomial",
+    "double_bootstrap",
+    "block",
+    "resolve_weights",
+]
+
+
+class WeightScheme(NamedTuple):
+    """A random weight distribution: ``sample(rng_key, batch_shape) -> v``, ``expand(v) -> w``.
+
+    Attributes:
+        name: short name recorded in results.
+        num_obs: n, the number of observations weighted.
+        num_weights: length of ``v`` (n, or S for block weights).
+        sample: ``(rng_key, batch_shape) -> (*batch_shape, num_weights)`` with E[v] = 1.
+        expand: ``(*batch, num_weights) -> (*batch, num_obs)``.
+        has_zeros: whether weights can be exactly zero (multinomial).
+    """
+
+    name: str
+    num_obs: int
+    num_weights: int
+    sample: Callable[[jax.Array, tuple[int, ...]], jax.Array]
+    expand: Callable[[jax.Array], jax.Array]
+    has_zeros: bool = False
+
+
+def _check_n(n, name="n"):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {n!r}.")
+    return int(n)
+
+
+def _identity(v):
+    return v
+
+
+def exponential(n: int) -> WeightScheme:
+    """wᵢ ~ Exp(1) iid: the Bayesian bootstrap (the default)."""
+    n = _check_n(n)
+
+    def sample(rng_key, batch_shape=()):
+        return jax.random.exponential(rng_key, (*batch_shape, n))
+
+    return WeightScheme("exponential", n, n, sample, _identity)
+
+
+def dirichlet(n: int) -> WeightScheme:
+    """w = n · Dirichlet(1ₙ): Bayesian bootstrap normalised to Σᵢ wᵢ = n."""
+    n = _check_n(n)
+
+    def sample(rng_key, batch_shape=()):
+        e = jax.random.exponential(rng_key, (*batch_shape, n))
+        return n * e / e.sum(-1, keepdims=True)
+
+    return WeightScheme("dirichlet", n, n, sample, _identity)
+
+
+def multinomial(n: int) -> WeightScheme:
+    """w = counts of n draws with replacement from {1..n} (Efron's bootstrap, E[wᵢ] = 1)."""
+    n = _check_n(n)
+
+    def sample(rng_key, batch_shape=()):
+        idx = jax.random.randint(rng_key, (*batch_shape, n), 0, n)
+        one_hot_counts = jax.vmap(lambda i: jnp.bincount(i, length=n))
+        flat = idx.reshape(-1, n)
+        counts = one_hot_counts(flat).reshape(*batch_shape, n)
+        return counts.astype(jnp.result_type(float))
+
+    return WeightScheme("multinomial", n, n, sample, _identity, has_zeros=True)
+
+
+def double_bootstrap(n: int, shape_scale: float = 1.0) -> WeightScheme:
+    """wᵢ ~ Gamma(a, rate=a), a = 1 / `shape_scale`: mean 1, variance `shape_scale`.
+
+    ``shape_scale=1`` is Exp(1); smaller values give tighter weights (a first-level
+    bootstrap whose weights are themselves resampled).
+    """
+    n = _check_n(n)
+    if not shape_scale > 0:
+        raise ValueError(f"`shape_scale` must be > 0, got {shape_scale!r}.")
+    a = 1.0 / shape_scale
+
+    def sample(rng_key, batch_shape=()):
+        return jax.random.gamma(rng_key, a, (*batch_shape, n)) / a
+
+    return WeightScheme(f"double_bootstrap({shape_scale:g})", n, n, sample, _identity)
+
+
+def block(
+    n: int,
+    num_blocks: int,
+    *,
+    rng_key: jax.Array | None = None,
+    shuffle: bool = True,
+    base: Callable[[int], WeightScheme] = exponential,
+) -> WeightScheme:
+    """S blocks of observations share one weight drawn from ``base(S)``.
+
+    Rows are assigned to blocks by a random permutation drawn with ``rng_key`` (required
+    when ``shuffle=True``), so a block is never a run of consecutive rows unless asked
+    (``shuffle=False``): consecutive rows are often sorted by time or by class.
+    """
+    n = _check_n(n)
+    num_blocks = _check_n(num_blocks, "num_blocks")
+    if num_blocks > n:
+        raise ValueError(f"`num_blocks`={num_blocks} exceeds the number of observations {n}.")
+    if shuffle:
+        if rng_key is None:
+            raise ValueError("`block(..., shuffle=True)` needs `rng_key=` to shuffle rows into blocks.")
+        perm = np.asarray(jax.random.permutation(rng_key, n))
+    else:
+        perm = np.arange(n)
+    contiguous = (np.arange(n) * num_blocks) // n  # rows 0..n/S-1 -> block 0, ...
+    assignment = np.empty(n, dtype=np.int32)
+    assignment[perm] = contiguous
+    inner = base(num_blocks)
+    assignment = jnp.asarray(assignment)
+
+    def expand(v):
+        return jnp.take(v, assignment, axis=-1)
+
+    return WeightScheme(
+        f"block({num_blocks}, {inner.name})", n, num_blocks, inner.sample, expand, inner.has_zeros
+    )
+
+
+_BY_NAME = {
+    "exponential": exponential,
+    "dirichlet": dirichlet,
+    "multinomial": multinomial,
+    "double_bootstrap": double_bootstrap,
+}
+
+
+def resolve_weights(weights, n: int) -> WeightScheme:
+    """Turn ``weights=`` (a name, a factory ``n -> WeightScheme`` or a scheme) into a scheme."""
+    if isinstance(weights, WeightScheme):
+        if weights.num_obs != n:
+            raise ValueError(
+                f"`weights` was built for {weights.num_obs} observations but the data have {n}; "
+                "rebuild it with the data's length."
+            )
+        return weights
+    if isinstance(weights, str):
+        if weights not in _BY_NAME:
+            raise ValueError(f"`weights={weights!r}` is unknown; choose one of {sorted(_BY_NAME)}.")
+        return _BY_NAME[weights](n)
+    if callable(weights):
+        return resolve_weights(weights(n), n)
+    raise TypeError(
+        "`weights` must be a name, a WeightScheme or a function n -> WeightScheme, "
+        f"got {type(weights).__name__}."
+    )
