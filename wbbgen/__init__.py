@@ -7,12 +7,14 @@ dimension.
 
 from wbbgen import weights
 from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
+from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
 from wbbgen.criteria import log_predictive, lppd
 from wbbgen.exact import ConvergenceWarning, exact_wbb
 from wbbgen.hyper import ExtrapolationWarning
 from wbbgen.objective import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
+from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
 from wbbgen.train import NonFiniteTrainingError
 
@@ -23,6 +25,11 @@ __all__ = [
     "WBBRunResult",
     "WBBSamples",
     "exact_wbb",
+    "nuts_reference",
+    "calibration",
+    "summarize",
+    "plot_calibration",
+    "ReferenceDiagnosticsWarning",
     "FunctionModel",
     "weights",
     "build_inference_data",

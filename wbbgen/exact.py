@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Mapping
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,19 +110,33 @@ def check_finite_density(problem: Problem, values) -> None:
         )
 
 
-def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs, v=None, pdraw=None):
-    """Constrain flat draws ``(K, S, d)`` and lay them out as :class:`WBBSamples`."""
+@eqx.filter_jit
+def _constrain_all(problem: Problem, thetas, values):
+    """Constrained site values of flat draws ``(K, S, d)`` at ``values (K, m)``."""
+    data = problem.objective.data
+
+    def at(theta_k, value_k):
+        return jax.vmap(lambda th: problem.objective.constrain(th, _hd(problem, value_k), data))(theta_k)
+
+    return jax.vmap(at)(thetas, values)
+
+
+@eqx.filter_jit
+def _log_likelihood_all(problem: Problem, thetas, values):
+    """Per-observation log likelihood of flat draws ``(K, S, d)``: ``{obs: (K, S, n)}``."""
+    data = problem.objective.data
+    ll = lambda th, x: problem.objective.log_likelihood(th, _hd(problem, x), data)  # noqa: E731
+    return jax.vmap(jax.vmap(ll, in_axes=(0, None)))(thetas, values)
+
+
+def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
+    """Constrain flat draws ``(K, S, d)`` and lay them out as :class:`WBBSamples`.
+
+    The jitted pieces are module-level ``filter_jit`` functions keyed on ``problem``, so
+    repeated calls with the same problem and shapes do not recompile."""
     objective = problem.objective
-    data = objective.data
     hyper_shape = tuple(len(g) for g in grids.values())
-
-    def constrain_all(thetas, values, data):
-        def at(theta_k, value_k):
-            return jax.vmap(lambda th: objective.constrain(th, _hd(problem, value_k), data))(theta_k)
-
-        return jax.vmap(at)(thetas, values)
-
-    constrained = jax.jit(constrain_all)(thetas, values, data)
+    constrained = _constrain_all(problem, thetas, values)
     S = thetas.shape[1]
 
     def shaped(x):
@@ -132,10 +147,7 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs, v
     stats = {k: shaped(s) for k, s in stats.items()}
 
     def log_likelihood():
-        fn = jax.jit(
-            jax.vmap(jax.vmap(lambda th, x: objective.log_likelihood(th, _hd(problem, x), data), in_axes=(0, None)))
-        )
-        return {k: shaped(x) for k, x in fn(thetas, values).items()}
+        return {k: shaped(x) for k, x in _log_likelihood_all(problem, thetas, values).items()}
 
     return WBBSamples(samples, grids, stats, attrs, log_likelihood, objective.observed)
 

@@ -134,8 +134,7 @@ def nuts_reference(
         import blackjax  # noqa: F401
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "nuts_reference needs BlackJAX: install the extra with "
-            '`pip install "wbbgen[mcmc]"`.'
+            'nuts_reference needs BlackJAX, a dependency of wbbgen: `pip install blackjax`.'
         ) from err
     import numpyro.infer.util as nutil
 
@@ -159,7 +158,7 @@ def nuts_reference(
 
     # Set-up at the first grid point: validates the model, gives the unconstrained
     # structure of the latent sites and the observed data.
-    first = dict(zip(names, points[0].tolist()))
+    first = dict(zip(names, points[0].tolist(), strict=True))
     info = nutil.initialize_model(
         key_init,
         model,
@@ -169,23 +168,23 @@ def nuts_reference(
     )
     trace = info.model_trace
     discrete = [
-        k for k, s in trace.items()
-        if s["type"] == "sample" and not s["is_observed"] and s["fn"].support.is_discrete
+        k for k, s in trace.items() if s["type"] == "sample" and not s["is_observed"] and s["fn"].support.is_discrete
     ]
     if discrete:
         raise ValueError(
-            f"nuts_reference needs continuous latent sites; {discrete} are discrete. "
-            "Marginalise them out of the model."
+            f"nuts_reference needs continuous latent sites; {discrete} are discrete. Marginalise them out of the model."
         )
     template = jax.tree.map(jnp.zeros_like, info.param_info.z)
-    observed = {
-        k: np.asarray(s["value"])
-        for k, s in trace.items()
-        if s["type"] == "sample" and s["is_observed"]
-    }
+    observed = {k: np.asarray(s["value"]) for k, s in trace.items() if s["type"] == "sample" and s["is_observed"]}
     static = _Static(
-        model, treedef, static_leaves, names, int(num_chains), int(num_warmup),
-        int(num_samples), "vmap" if grid_method == "vmap" else "scan",
+        model,
+        treedef,
+        static_leaves,
+        names,
+        int(num_chains),
+        int(num_warmup),
+        int(num_samples),
+        "vmap" if grid_method == "vmap" else "scan",
     )
     keys = jax.random.split(key_run, len(points))
     hyper_points = jnp.asarray(points)
@@ -198,14 +197,11 @@ def nuts_reference(
 
             indices = tqdm(indices, desc="nuts_reference", unit="λ")
         for g in indices:
-            out = _sample_grid(keys[g : g + 1], hyper_points[g : g + 1], template,
-                               dyn_leaves, static=static)
+            out = _sample_grid(keys[g : g + 1], hyper_points[g : g + 1], template, dyn_leaves, static=static)
             outs.append(jax.device_get(out))
         out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
     else:
-        out = jax.device_get(
-            _sample_grid(keys, hyper_points, template, dyn_leaves, static=static)
-        )
+        out = jax.device_get(_sample_grid(keys, hyper_points, template, dyn_leaves, static=static))
 
     def layout(x):  # (G, chain, draw, ...) -> (chain, draw, *grid_shape, ...)
         x = np.asarray(x).reshape(grid_shape + x.shape[1:])
@@ -241,7 +237,7 @@ def _sample_grid(keys, hyper_points, template, dyn_leaves, *, static: _Static):
     c, nw, ns = static.num_chains, static.num_warmup, static.num_samples
 
     def one_point(key, values):
-        kw = {**kwargs, **dict(zip(static.hyper_names, values))}
+        kw = {**kwargs, **dict(zip(static.hyper_names, values, strict=True))}
 
         def logdensity(z):
             return -nutil.potential_energy(static.model, args, kw, z)
@@ -256,10 +252,11 @@ def _sample_grid(keys, hyper_points, template, dyn_leaves, *, static: _Static):
             key_z, key_warm, key_draw = jax.random.split(key, 3)
             leaves, tdef = jax.tree.flatten(template)
             z_keys = jax.random.split(key_z, len(leaves))
-            z0 = tdef.unflatten([  # numpyro's init_to_uniform: U(-2, 2), unconstrained
-                jax.random.uniform(k, t.shape, t.dtype, -2.0, 2.0)
-                for k, t in zip(z_keys, leaves)
-            ])
+            z0 = tdef.unflatten(
+                [  # numpyro's init_to_uniform: U(-2, 2), unconstrained
+                    jax.random.uniform(k, t.shape, t.dtype, -2.0, 2.0) for k, t in zip(z_keys, leaves, strict=True)
+                ]
+            )
             (state, params), _ = warmup.run(key_warm, z0, num_steps=nw)
             kernel = blackjax.nuts(logdensity, **params)
 
@@ -281,9 +278,7 @@ def _sample_grid(keys, hyper_points, template, dyn_leaves, *, static: _Static):
 
         z, stats = jax.vmap(one_chain)(jax.random.split(key, c))
         posterior = nutil.constrain_fn(static.model, args, kw, z, batch_ndims=2)
-        log_lik = nutil.log_likelihood(
-            static.model, posterior, *args, parallel=True, batch_ndims=2, **kw
-        )
+        log_lik = nutil.log_likelihood(static.model, posterior, *args, parallel=True, batch_ndims=2, **kw)
         return posterior, log_lik, stats
 
     if static.grid_method == "vmap":
@@ -301,17 +296,14 @@ def _raw_key(rng_key) -> jax.Array:
         key = jax.random.key_data(key)
     if key.shape != (2,) or key.dtype != jnp.uint32:
         raise ValueError(
-            f"rng_key must be a single PRNG key (jax.random.key(0)), got shape {key.shape} "
-            f"and dtype {key.dtype}."
+            f"rng_key must be a single PRNG key (jax.random.key(0)), got shape {key.shape} and dtype {key.dtype}."
         )
     return key
 
 
 def _check_hyper(model, hyper, model_kwargs) -> dict[str, np.ndarray]:
     if not isinstance(hyper, Mapping) or not hyper:
-        raise ValueError(
-            'hyper must be a non-empty dict of name -> 1-d grid, e.g. hyper={"lam": [0.1, 1.0]}.'
-        )
+        raise ValueError('hyper must be a non-empty dict of name -> 1-d grid, e.g. hyper={"lam": [0.1, 1.0]}.')
     try:
         params = inspect.signature(model).parameters
     except (TypeError, ValueError):  # builtins, some C callables: cannot check
@@ -320,8 +312,7 @@ def _check_hyper(model, hyper, model_kwargs) -> dict[str, np.ndarray]:
     grids = {}
     for name, grid in hyper.items():
         accepts = var_kw or (
-            name in params
-            and params[name].kind in (params[name].POSITIONAL_OR_KEYWORD, params[name].KEYWORD_ONLY)
+            name in params and params[name].kind in (params[name].POSITIONAL_OR_KEYWORD, params[name].KEYWORD_ONLY)
         )
         if not accepts:
             raise ValueError(
@@ -329,17 +320,12 @@ def _check_hyper(model, hyper, model_kwargs) -> dict[str, np.ndarray]:
                 f"{getattr(model, '__name__', model)!r}; add `{name}=...` to its signature."
             )
         if name in model_kwargs:
-            raise ValueError(
-                f"{name!r} is given both in hyper and as a model keyword argument; "
-                "pass it in hyper only."
-            )
+            raise ValueError(f"{name!r} is given both in hyper and as a model keyword argument; pass it in hyper only.")
         grid = np.asarray(grid, dtype=float)
         if grid.ndim == 0:
             grid = grid[None]
         if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
-            raise ValueError(
-                f"hyper[{name!r}] must be a non-empty 1-d grid of finite numbers, got {grid!r}."
-            )
+            raise ValueError(f"hyper[{name!r}] must be a non-empty 1-d grid of finite numbers, got {grid!r}.")
         grids[name] = grid
     return grids
 
@@ -351,14 +337,14 @@ def _is_array(x) -> bool:
 def _split_args(model_args, model_kwargs):
     """Arrays become traced arguments; Python scalars, strings and None stay static."""
     leaves, treedef = jax.tree.flatten((model_args, model_kwargs), is_leaf=lambda x: x is None)
-    paths = [jax.tree_util.keystr(p) for p, _ in
-             jax.tree_util.tree_flatten_with_path((model_args, model_kwargs),
-                                                  is_leaf=lambda x: x is None)[0]]
+    paths = [
+        jax.tree_util.keystr(p)
+        for p, _ in jax.tree_util.tree_flatten_with_path((model_args, model_kwargs), is_leaf=lambda x: x is None)[0]
+    ]
     dyn, static = [], []
-    for i, (leaf, path) in enumerate(zip(leaves, paths)):
+    for i, (leaf, path) in enumerate(zip(leaves, paths, strict=True)):
         where = _describe(path)
-        if not _is_array(leaf) and not isinstance(leaf, (bool, int, float, complex, str))\
-                and leaf is not None:
+        if not _is_array(leaf) and not isinstance(leaf, (bool, int, float, complex, str)) and leaf is not None:
             try:
                 leaf = np.asarray(leaf)
             except Exception:  # noqa: BLE001
@@ -373,8 +359,7 @@ def _split_args(model_args, model_kwargs):
             if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
                 bad = int(np.sum(~np.isfinite(arr)))
                 raise ValueError(
-                    f"{where} has {bad} non-finite value(s) (NaN or inf); drop or impute them "
-                    "before sampling."
+                    f"{where} has {bad} non-finite value(s) (NaN or inf); drop or impute them before sampling."
                 )
             dyn.append(leaf)
         else:
@@ -385,10 +370,8 @@ def _split_args(model_args, model_kwargs):
 
 
 def _describe(path: str) -> str:
-    """'[0][1]' -> 'model_args[1]', "[1]['x']" -> "model keyword 'x'"."""
-    if path.startswith("[0]"):
-        return "model_args" + path[3:]
-    return "model keyword " + path[3:].strip("[]") if path.startswith("[1]") else path
+    """'[0][1]' -> 'model_args[1]', "[1]['x']" -> "model_kwargs['x']"."""
+    return {"[0]": "model_args", "[1]": "model_kwargs"}[path[:3]] + path[3:]
 
 
 def _merge_args(dyn_leaves, static: _Static):
@@ -400,61 +383,43 @@ def _merge_args(dyn_leaves, static: _Static):
     return static.treedef.unflatten(leaves)
 
 
-def _label(names, values) -> str:
-    if len(names) == 1:
-        return f"{values[0]:g}"
-    return "(" + ", ".join(f"{n}={v:g}" for n, v in zip(names, values)) + ")"
+def _worst(ds, names, reduce, fill) -> np.ndarray:
+    """Reduce every variable of ``ds`` over its non-hyper dims, then across variables."""
+    per_var = [getattr(ds[v].fillna(fill), reduce)([d for d in ds[v].dims if d not in names]) for v in ds.data_vars]
+    return getattr(np, reduce)(np.stack([np.asarray(a) for a in per_var]), 0).ravel()
 
 
 def _warn_diagnostics(idata, names) -> None:
-    """Warn with the grid points whose R-hat, bulk ESS or divergences fail."""
+    """Warn naming the grid points with R-hat > 1.01, bulk ESS < 400 or divergences.
+
+    NaN R-hat/ESS (constant draws: a stuck chain) count as failures.
+    """
     import arviz as az
 
     post = idata.posterior
     with warnings.catch_warnings():  # constant draws make ArviZ warn; they show as NaN
         warnings.simplefilter("ignore")
-        rhat = az.rhat(post)
-        ess = az.ess(post, method="bulk")
+        rhat = _worst(az.rhat(post), names, "max", np.inf)
+        ess = _worst(az.ess(post, method="bulk"), names, "min", 0.0)
+    n_div = np.asarray(idata.sample_stats["diverging"].sum(["chain", "draw"])).ravel()
+    mesh = [m.ravel() for m in np.meshgrid(*(post[n].values for n in names), indexing="ij")]
 
-    max_rhat = np.max(np.stack([
-        np.asarray(rhat[v].fillna(np.inf).max([d for d in rhat[v].dims if d not in names]))
-        for v in rhat.data_vars
-    ]), 0)
-    min_ess = np.min(np.stack([
-        np.asarray(ess[v].fillna(0.0).min([d for d in ess[v].dims if d not in names]))
-        for v in ess.data_vars
-    ]), 0)
-    n_div = np.asarray(idata.sample_stats["diverging"].sum(["chain", "draw"]))
-    grids = [np.asarray(post[n].values) for n in names]
-    mesh = [m.ravel() for m in np.meshgrid(*grids, indexing="ij")]
-    flat = {"rhat": max_rhat.ravel(), "ess": min_ess.ravel(), "div": n_div.ravel()}
-    label = lambda i: _label(names, [m[i] for m in mesh])  # noqa: E731
+    def where(bad):
+        if len(names) == 1:
+            return f"{names[0]}=[{', '.join(f'{mesh[0][i]:g}' for i in bad)}]"
+        return ", ".join("(" + ", ".join(f"{n}={m[i]:g}" for n, m in zip(names, mesh, strict=True)) + ")" for i in bad)
+
     problems = []
-    bad = np.flatnonzero(flat["rhat"] > RHAT_MAX)
-    if bad.size:
-        problems.append(
-            f"R-hat > {RHAT_MAX} at {', '.join(label(i) for i in bad)} "
-            f"(max {np.max(flat['rhat'][bad]):.3f})"
-        )
-    bad = np.flatnonzero(flat["ess"] < ESS_MIN)
-    if bad.size:
-        problems.append(
-            f"bulk ESS < {ESS_MIN} at {', '.join(label(i) for i in bad)} "
-            f"(min {np.min(flat['ess'][bad]):.0f})"
-        )
-    bad = np.flatnonzero(flat["div"] > 0)
-    if bad.size:
-        problems.append(
-            f"divergences at {', '.join(label(i) for i in bad)} "
-            f"({int(np.sum(flat['div'][bad]))} in total)"
-        )
+    if (bad := np.flatnonzero(rhat > RHAT_MAX)).size:
+        problems.append(f"R-hat > {RHAT_MAX} at {where(bad)} (max {np.max(rhat[bad]):.3f})")
+    if (bad := np.flatnonzero(ess < ESS_MIN)).size:
+        problems.append(f"bulk ESS < {ESS_MIN} at {where(bad)} (min {np.min(ess[bad]):.0f})")
+    if (bad := np.flatnonzero(n_div > 0)).size:
+        problems.append(f"divergences at {where(bad)} ({int(n_div[bad].sum())} in total)")
     if problems:
-        what = names[0] if len(names) == 1 else "/".join(names)
         warnings.warn(
-            f"nuts_reference: the reference is unreliable at some {what} values: "
-            + "; ".join(problems)
-            + ". Increase num_warmup/num_samples or reparameterise, and inspect "
-            "az.summary(idata.posterior.sel(...)).",
+            "nuts_reference: unreliable reference: " + "; ".join(problems) + ". Increase "
+            "num_warmup/num_samples or reparameterise; see az.summary(idata.posterior.sel(...)).",
             ReferenceDiagnosticsWarning,
             stacklevel=3,
         )
@@ -492,9 +457,18 @@ def _benchmark(grid_method: str, problem: str = "synthetic") -> list[float]:  # 
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ReferenceDiagnosticsWarning)
-            nuts_reference(jax.random.key(seed), model, x, y, hyper={"lam": grid},
-                           num_chains=4, num_warmup=1000, num_samples=1000,
-                           progress_bar=False, grid_method=grid_method)
+            nuts_reference(
+                jax.random.key(seed),
+                model,
+                x,
+                y,
+                hyper={"lam": grid},
+                num_chains=4,
+                num_warmup=1000,
+                num_samples=1000,
+                progress_bar=False,
+                grid_method=grid_method,
+            )
         times.append(time.perf_counter() - start)
     return times
 
@@ -512,5 +486,4 @@ if __name__ == "__main__":  # pragma: no cover
         problem = sys.argv[1] if len(sys.argv) > 1 else "synthetic"
         print(f"{problem}: grid_method  first call   next calls (s)")
         for method in _GRID_METHODS:
-            subprocess.run([sys.executable, "-m", "wbbgen.reference", problem, method],
-                           check=True)
+            subprocess.run([sys.executable, "-m", "wbbgen.reference", problem, method], check=True)

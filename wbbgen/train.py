@@ -198,7 +198,7 @@ def build_step(
             jnp.where(bad & (state.first_nonfinite < 0), state.step, state.first_nonfinite),
             state.stopped | (bad & (on_nonfinite == "stop")),
         )
-        return new, TrainInfo(value, optax.global_norm(grads), finite)
+        return new, TrainInfo(value, optax.tree.norm(grads), finite)
 
     return step
 
