@@ -157,3 +157,20 @@ def test_one_trace_serves_every_lambda(data):
     for lam in [0.1, 2.0, 30.0]:
         f(lam, obj.data)
     assert count["n"] == before
+
+
+def test_flat_prior_site_gets_no_anchor(data):
+    """An unpenalised intercept (ImproperUniform) has no prior draw: zero offset, and its
+    prior term is constant, so the anchored objective is the data term plus β's anchor term."""
+    X, y = data
+
+    def model(X, y=None, *, lam=1.0):
+        b0 = numpyro.sample("b0", dist.ImproperUniform(dist.constraints.real, (), ()))
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
+        with numpyro.plate("data", X.shape[0]):
+            numpyro.sample("y", dist.Normal(b0 + X @ beta, 1.0), obs=y)
+
+    obj = build_objective(model, (X, y), {}, ("lam",))
+    shift, noise = obj.anchor(jax.random.key(0), {"lam": jnp.asarray(2.0)}, obj.data)
+    assert float(shift[0]) == 0.0 and float(noise[0]) == 0.0  # b0 comes first (sorted names)
+    assert np.all(np.asarray(shift[1:]) != 0)

@@ -19,7 +19,8 @@ exposed:
   and θ₀ a prior draw, the penalty's mode is the anchor: for a Gaussian prior N(m, Σ) this is
   −½(θ − θ₀)ᵀΣ⁻¹(θ − θ₀), the randomised prior; for a scale parameter (HalfNormal,
   Exponential, Gamma, LogNormal, ...) the prior's log density is moved along log σ so that its
-  mode sits at the anchor's image.
+  mode sits at the anchor's image. A flat prior (``ImproperUniform``, e.g. an unpenalised
+  intercept) has nothing to anchor: its site gets a zero offset.
 
 This is the only module that knows NumPyro's conventions (sign, spaces, plates). Everything
 else sees an :class:`Objective`: pure functions of ``(theta, hyper, data)`` where ``hyper`` is
@@ -39,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
-from numpyro.distributions import ExpandedDistribution, Independent, MaskedDistribution
+from numpyro.distributions import ExpandedDistribution, ImproperUniform, Independent, MaskedDistribution
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_median
 
@@ -159,6 +160,12 @@ def _factorised(fn) -> bool:
     while isinstance(fn, (Independent, ExpandedDistribution, MaskedDistribution)):
         fn = fn.base_dist
     return fn.event_shape == ()
+
+
+def _improper(fn) -> bool:
+    while isinstance(fn, (Independent, ExpandedDistribution, MaskedDistribution)):
+        fn = fn.base_dist
+    return isinstance(fn, ImproperUniform)
 
 
 def _start_value(fn):
@@ -351,10 +358,16 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
 
     def anchor(rng_key, hyper, data):
         a, kw = call(data, hyper)
-        prior_tr = handlers.trace(handlers.seed(model, rng_key)).get_trace(*a, **kw)
+        # Latent sites are drawn from the prior; flat (ImproperUniform) sites cannot be, so
+        # they are held at the prior median and get no anchor.
+        flat = {k: latent[k]["value"] for k in latent if _improper(latent[k]["fn"])}
+        prior_tr = handlers.trace(handlers.substitute(handlers.seed(model, rng_key), data=flat)).get_trace(*a, **kw)
         shifts, noises = {}, {}
         for k in latent:
             fn = prior_tr[k]["fn"]
+            if _improper(fn):  # a flat prior: nothing to anchor, its term is constant
+                shifts[k] = noises[k] = jnp.zeros_like(biject_to(fn.support).inv(prior_tr[k]["value"]))
+                continue
             u0 = biject_to(fn.support).inv(prior_tr[k]["value"])
             mode, curv, grad = _newton_mode(lambda v, fn=fn: _site_logq(fn, v), _start_value(fn), factorised[k])
             shift = u0 - mode
