@@ -77,8 +77,6 @@ def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samp
     print("\nPosterior (mean ± sd over w) and held-out log-loss per λ")
     print(header)
     print("-" * len(header))
-    for k in range(0, len(grid), max(1, len(grid) // 13)) if best % max(1, len(grid) // 13) else range(0, len(grid), max(1, len(grid) // 13)):
-        pass
     rows = sorted(set(range(0, len(grid), 2)) | {best})
     for k in rows:
         cells = " ".join(f"{beta[k, :, j].mean():>11.3f} ± {beta[k, :, j].std():<6.3f}" for j in show)

@@ -36,28 +36,40 @@ __all__ = ["OutputScale", "MLPGenerator", "LinearGenerator", "make_generator"]
 
 
 class OutputScale(eqx.Module):
-    """θ = c(z) + s(z) ⊙ f: centre c(z) = c₀ + C z and spread log s(z) = a₀ + A z, fitted to
-    pilot exact solves (:func:`wbbgen.train.fit_output_scale`) and frozen during training.
-    The spread of WBB draws changes by orders of magnitude over a log-λ range; letting it
-    follow z keeps f at O(1) everywhere."""
+    """θ = c(z) + s(z) ⊙ f with a per-coordinate centre c and spread s fitted to pilot exact
+    solves (:func:`wbbgen.train.fit_output_scale`) and frozen during training.
 
-    c0: jax.Array
-    C: jax.Array
-    a0: jax.Array
+    Along the first hyperparameter, c and log s interpolate linearly between the pilot knots
+    (the spread of WBB draws changes by orders of magnitude over a log-λ range, and not
+    linearly); along any others they are linear in z. Outside the knots they are held at the
+    end values. Keeping f at O(1) everywhere is what lets one network serve the whole range."""
+
+    knots: jax.Array  # (P,) pilot positions of z[0]
+    c_knots: jax.Array  # (P, d)
+    a_knots: jax.Array  # (P, d) log spread
+    C: jax.Array  # (d, m - 1) slopes in the other hyperparameters
     A: jax.Array
 
-    def __init__(self, c0, C, a0, A):
-        self.c0, self.C, self.a0, self.A = c0, C, a0, A
+    def __init__(self, knots, c_knots, a_knots, C, A):
+        self.knots, self.c_knots, self.a_knots, self.C, self.A = knots, c_knots, a_knots, C, A
 
     @classmethod
     def identity(cls, num_params, num_hyper, dtype=None):
         dtype = dtype or jnp.result_type(float)
-        zd, zm = jnp.zeros(num_params, dtype), jnp.zeros((num_params, num_hyper), dtype)
-        return cls(zd, zm, zd, zm)
+        zk = jnp.zeros((2, num_params), dtype)
+        zm = jnp.zeros((num_params, num_hyper - 1), dtype)
+        return cls(jnp.array([-1.0, 1.0], dtype), zk, zk, zm, zm)
+
+    def location(self, z):
+        knots, ck, C = jax.lax.stop_gradient((self.knots, self.c_knots, self.C))
+        return jax.vmap(lambda col: jnp.interp(z[0], knots, col), in_axes=1)(ck) + C @ z[1:]
+
+    def spread(self, z):
+        knots, ak, A = jax.lax.stop_gradient((self.knots, self.a_knots, self.A))
+        return jnp.exp(jax.vmap(lambda col: jnp.interp(z[0], knots, col), in_axes=1)(ak) + A @ z[1:])
 
     def __call__(self, z, f):
-        c0, C, a0, A = jax.lax.stop_gradient((self.c0, self.C, self.a0, self.A))
-        return c0 + C @ z + jnp.exp(a0 + A @ z) * f
+        return self.location(z) + self.spread(z) * f
 
 
 def _block(in_size, width, key, dtype):
@@ -172,8 +184,7 @@ class LinearGenerator(eqx.Module):
 
     def __call__(self, v, z, xi):
         theta0 = self.base(jnp.zeros((0,), v.dtype), z, xi)
-        os = jax.lax.stop_gradient(self.base.output_scale)
-        return theta0 + jnp.exp(os.a0 + os.A @ z) * (1.0 + self.gain(z)) * self.B(v - 1.0)
+        return theta0 + self.base.output_scale.spread(z) * (1.0 + self.gain(z)) * self.B(v - 1.0)
 
 
 _GENERATORS = {"mlp": MLPGenerator, "linear": LinearGenerator}

@@ -105,25 +105,32 @@ def sample_batch(problem: Problem, domains, rng_key, batch_size: int, data) -> B
 
 
 def fit_output_scale(thetas, z, ridge: float = 1e-3) -> OutputScale:
-    """Fit c(z) = c₀ + Cz and log s(z) = a₀ + Az to pilot solves ``thetas (P, S, d)`` at
-    encoded points ``z (P, m)`` by ridge least squares (slopes zero when P ≤ m + 1)."""
+    """Centre and log spread of pilot solves ``thetas (P, S, d)`` at encoded points
+    ``z (P, m)``: knots at the distinct values of z[:, 0] (pilot values are laid out on a
+    line in the first hyperparameter), and ridge least-squares slopes in the others."""
     thetas, z = np.asarray(thetas, np.float64), np.asarray(z, np.float64)
     mean = thetas.mean(1)
     logsd = np.log(np.maximum(thetas.std(1), 1e-6 * (1.0 + np.abs(mean))))
     P, m = z.shape
-    if P > m + 1:
-        F = np.concatenate([np.ones((P, 1)), z], axis=1)
-        gram = F.T @ F + ridge * np.diag([0.0] + [1.0] * m)
-        coef_c = np.linalg.solve(gram, F.T @ mean)
-        coef_a = np.linalg.solve(gram, F.T @ logsd)
-    else:
-        coef_c = np.concatenate([mean.mean(0, keepdims=True), np.zeros((m, mean.shape[1]))])
-        coef_a = np.concatenate([logsd.mean(0, keepdims=True), np.zeros((m, mean.shape[1]))])
+    C = np.zeros((mean.shape[1], m - 1))
+    A = np.zeros_like(C)
+    if m > 1 and P > m + 1:
+        # Slopes in the other hyperparameters from the residuals around the knot values.
+        F = z[:, 1:]
+        gram = F.T @ F + ridge * np.eye(m - 1)
+        C = np.linalg.solve(gram, F.T @ (mean - mean.mean(0))).T
+        A = np.linalg.solve(gram, F.T @ (logsd - logsd.mean(0))).T
+        mean = mean - z[:, 1:] @ C.T
+        logsd = logsd - z[:, 1:] @ A.T
+    order = np.argsort(z[:, 0], kind="stable")
+    knots, idx = np.unique(z[order, 0], return_index=True)
+    groups = np.split(order, idx[1:])
+    c_knots = np.stack([mean[g].mean(0) for g in groups])
+    a_knots = np.stack([logsd[g].mean(0) for g in groups])
+    if knots.size == 1:
+        knots, c_knots, a_knots = np.array([knots[0] - 1, knots[0] + 1]), np.repeat(c_knots, 2, 0), np.repeat(a_knots, 2, 0)
     dtype = jnp.result_type(float)
-    return OutputScale(
-        jnp.asarray(coef_c[0], dtype), jnp.asarray(coef_c[1:].T, dtype),
-        jnp.asarray(coef_a[0], dtype), jnp.asarray(coef_a[1:].T, dtype),
-    )
+    return OutputScale(*(jnp.asarray(x, dtype) for x in (knots, c_knots, a_knots, C, A)))
 
 
 def default_optimizer(num_steps: int, peak_lr: float = 3e-3) -> optax.GradientTransformation:
@@ -143,7 +150,7 @@ def _criterion_loss(problem, generator, batch: Batch, data):
 def _supervised_loss(problem, generator, batch: Batch, data):
     thetas = jax.vmap(generator)(batch.v, batch.z, batch.draw.noise)
     out = generator.output_scale if hasattr(generator, "output_scale") else generator.base.output_scale
-    scale = jax.vmap(lambda z: jnp.exp(out.a0 + out.A @ z))(jax.lax.stop_gradient(batch.z))
+    scale = jax.vmap(out.spread)(jax.lax.stop_gradient(batch.z))
     return jnp.mean(jnp.sum(((thetas - batch.target) / scale) ** 2, axis=-1))
 
 

@@ -1,0 +1,15 @@
+"""`wbbgen demo --smoke` runs end to end and writes its files."""
+
+import json
+
+from wbbgen.cli import main
+
+
+def test_demo_smoke(tmp_path, capsys):
+    assert main(["demo", "--smoke", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "selected λ" in out and "Fidelity" in out
+    for name in ["posterior.nc", "regularisation_path.png", "validation_curve.png", "summary.json"]:
+        assert (tmp_path / name).stat().st_size > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert 1e-2 <= summary["selected_lam"] <= 1e3 and len(summary["fidelity"]) == 5
