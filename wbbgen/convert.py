@@ -114,4 +114,4 @@ def per_hyper(idata, fn, **hyper):
         >>> per_hyper(idata, az.loo, lam=idata.posterior.lam.values)  # doctest: +SKIP
     """
     (name, values), = hyper.items()
-    return {float(v): fn(idata.sel({name: v})) for v in np.atleast_1d(values)}
+    return {float(v): fn(idata.sel(**{name: v})) for v in np.atleast_1d(values)}

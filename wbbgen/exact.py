@@ -58,27 +58,35 @@ def solve_batch(problem: Problem, theta0, v, draw, values, data, *, method="auto
     return jax.vmap(one)(theta0, v, draw, values)
 
 
+@eqx.filter_jit
+def _draws(problem: Problem, rng_key, values, num_samples: int):
+    return draws(problem, rng_key, values, num_samples, problem.objective.data)
+
+
+@eqx.filter_jit
+def _path_step(problem: Problem, theta_prev, v, draw_k, value_k, method: str, tol: float, max_steps):
+    """Solve every draw at one λ from the previous λ's solutions (compiled once per problem,
+    shape and settings: λ is traced)."""
+    vals = jnp.broadcast_to(value_k, (theta_prev.shape[0], value_k.shape[0]))
+    data = problem.objective.data
+    return solve_batch(problem, theta_prev, v, draw_k, vals, data, method=method, tol=tol, max_steps=max_steps)
+
+
 def solve_path(problem: Problem, rng_key, values, num_samples, *, method="auto", tol=1e-3, max_steps=None, progress_bar=False):
     """Exact draws over a list of hyperparameter values ``(K, m)``, warm-started in order.
 
     Returns ``(thetas (K, S, d), SolverInfo (K, S), v, prior_draws)``.
     """
     objective = problem.objective
-    data = objective.data
     values = jnp.asarray(values, dtype=objective.init_params.dtype)
     check_finite_density(problem, values)
-    v, pdraw = jax.jit(lambda key, x, data: draws(problem, key, x, num_samples, data))(rng_key, values, data)
-
-    @jax.jit
-    def step(theta_prev, v, draw_k, value_k, data):
-        vals = jnp.broadcast_to(value_k, (theta_prev.shape[0], value_k.shape[0]))
-        return solve_batch(problem, theta_prev, v, draw_k, vals, data, method=method, tol=tol, max_steps=max_steps)
-
+    v, pdraw = _draws(problem, rng_key, values, num_samples)
+    method = _method(problem, method)
     theta = jnp.broadcast_to(objective.init_params, (num_samples, objective.num_params))
     thetas, infos = [], []
     for k in tqdm(range(values.shape[0]), desc="exact WBB", disable=not progress_bar, leave=False):
         draw_k = jax.tree_util.tree_map(lambda x: x[k], pdraw)
-        theta, info = step(theta, v, draw_k, values[k], data)
+        theta, info = _path_step(problem, theta, v, draw_k, values[k], method, float(tol), max_steps)
         # An unconverged draw restarts the next λ from the prior median, not from its failure.
         ok = info.converged[:, None] & jnp.all(jnp.isfinite(theta), axis=1, keepdims=True)
         thetas.append(theta)
@@ -88,21 +96,26 @@ def solve_path(problem: Problem, rng_key, values, num_samples, *, method="auto",
     return jnp.stack(thetas), info, v, pdraw
 
 
+@eqx.filter_jit
+def _log_density_at_start(problem: Problem, values):
+    objective = problem.objective
+
+    def density(x):
+        h = _hd(problem, x)
+        ll = sum(jnp.sum(v) for v in objective.log_likelihood(objective.init_params, h, objective.data).values())
+        return ll + objective.log_prior(objective.init_params, h, objective.data)
+
+    return jax.vmap(density)(values)
+
+
 def check_finite_density(problem: Problem, values) -> None:
     """Raise, naming the values, where the model's log density at the prior median is not
     finite (a hyperparameter outside its domain, e.g. a negative prior precision)."""
-    objective = problem.objective
-
-    def density(x, data):
-        h = _hd(problem, x)
-        ll = sum(jnp.sum(v) for v in objective.log_likelihood(objective.init_params, h, data).values())
-        return ll + objective.log_prior(objective.init_params, h, data)
-
-    dens = np.asarray(jax.jit(jax.vmap(density, in_axes=(0, None)))(values, objective.data))
-    bad = ~np.isfinite(dens)
+    bad = ~np.isfinite(np.asarray(_log_density_at_start(problem, values)))
     if bad.any():
         shown = ", ".join(
-            "{" + ", ".join(f"{n}={x:g}" for n, x in zip(problem.hyper_names, row)) + "}" for row in np.asarray(values)[bad][:5]
+            "{" + ", ".join(f"{n}={x:g}" for n, x in zip(problem.hyper_names, row)) + "}"
+            for row in np.asarray(values)[bad][:5]
         )
         raise ValueError(
             f"the model's log density is not finite at hyperparameter values {shown}; are they outside "

@@ -39,34 +39,40 @@ class OutputScale(eqx.Module):
     """θ = c(z) + s(z) ⊙ f with a per-coordinate centre c and spread s fitted to pilot exact
     solves (:func:`wbbgen.train.fit_output_scale`) and frozen during training.
 
-    Along the first hyperparameter, c and log s interpolate linearly between the pilot knots
-    (the spread of WBB draws changes by orders of magnitude over a log-λ range, and not
-    linearly); along any others they are linear in z. Outside the knots they are held at the
-    end values. Keeping f at O(1) everywhere is what lets one network serve the whole range."""
+    Along the first hyperparameter, c and log s are polynomials (degree ≤ 5) in z₀ (the spread of WBB
+    draws changes by orders of magnitude over a log-λ range, and not linearly; a smooth fit
+    does not pass the pilot's sampling noise on as kinks); z₀ is clamped to [−1, 1], so the
+    scale is held at its end values outside the training support. Along any other
+    hyperparameters c and log s are linear. Keeping f at O(1) everywhere is what lets one
+    network serve the whole range."""
 
-    knots: jax.Array  # (P,) pilot positions of z[0]
-    c_knots: jax.Array  # (P, d)
-    a_knots: jax.Array  # (P, d) log spread
-    C: jax.Array  # (d, m - 1) slopes in the other hyperparameters
+    c_coef: jax.Array  # (degree + 1, d): c(z) = Σₖ c_coef[k] z₀ᵏ + C z₁:
+    a_coef: jax.Array  # (degree + 1, d): log s(z) = Σₖ a_coef[k] z₀ᵏ + A z₁:
+    C: jax.Array  # (d, m - 1)
     A: jax.Array
 
-    def __init__(self, knots, c_knots, a_knots, C, A):
-        self.knots, self.c_knots, self.a_knots, self.C, self.A = knots, c_knots, a_knots, C, A
+    def __init__(self, c_coef, a_coef, C, A):
+        self.c_coef, self.a_coef, self.C, self.A = c_coef, a_coef, C, A
 
     @classmethod
     def identity(cls, num_params, num_hyper, dtype=None):
         dtype = dtype or jnp.result_type(float)
-        zk = jnp.zeros((2, num_params), dtype)
+        zc = jnp.zeros((1, num_params), dtype)
         zm = jnp.zeros((num_params, num_hyper - 1), dtype)
-        return cls(jnp.array([-1.0, 1.0], dtype), zk, zk, zm, zm)
+        return cls(zc, zc, zm, zm)
+
+    @staticmethod
+    def _poly(coef, z0):
+        powers = jnp.clip(z0, -1.0, 1.0) ** jnp.arange(coef.shape[0], dtype=coef.dtype)
+        return powers @ coef
 
     def location(self, z):
-        knots, ck, C = jax.lax.stop_gradient((self.knots, self.c_knots, self.C))
-        return jax.vmap(lambda col: jnp.interp(z[0], knots, col), in_axes=1)(ck) + C @ z[1:]
+        c, C = jax.lax.stop_gradient((self.c_coef, self.C))
+        return self._poly(c, z[0]) + C @ z[1:]
 
     def spread(self, z):
-        knots, ak, A = jax.lax.stop_gradient((self.knots, self.a_knots, self.A))
-        return jnp.exp(jax.vmap(lambda col: jnp.interp(z[0], knots, col), in_axes=1)(ak) + A @ z[1:])
+        a, A = jax.lax.stop_gradient((self.a_coef, self.A))
+        return jnp.exp(self._poly(a, z[0]) + A @ z[1:])
 
     def __call__(self, z, f):
         return self.location(z) + self.spread(z) * f

@@ -104,33 +104,23 @@ def sample_batch(problem: Problem, domains, rng_key, batch_size: int, data) -> B
     return Batch(v, values, encode(domains, values), draw)
 
 
-def fit_output_scale(thetas, z, ridge: float = 1e-3) -> OutputScale:
+def fit_output_scale(thetas, z, degree: int = 5, ridge: float = 1e-6) -> OutputScale:
     """Centre and log spread of pilot solves ``thetas (P, S, d)`` at encoded points
-    ``z (P, m)``: knots at the distinct values of z[:, 0] (pilot values are laid out on a
-    line in the first hyperparameter), and ridge least-squares slopes in the others."""
+    ``z (P, m)``: least-squares polynomials of ``degree`` (at most P − m − 1, so the fit keeps
+    residual degrees of freedom) in z₀ and
+    linear terms in the other hyperparameters."""
     thetas, z = np.asarray(thetas, np.float64), np.asarray(z, np.float64)
     mean = thetas.mean(1)
     logsd = np.log(np.maximum(thetas.std(1), 1e-6 * (1.0 + np.abs(mean))))
     P, m = z.shape
-    C = np.zeros((mean.shape[1], m - 1))
-    A = np.zeros_like(C)
-    if m > 1 and P > m + 1:
-        # Slopes in the other hyperparameters from the residuals around the knot values.
-        F = z[:, 1:]
-        gram = F.T @ F + ridge * np.eye(m - 1)
-        C = np.linalg.solve(gram, F.T @ (mean - mean.mean(0))).T
-        A = np.linalg.solve(gram, F.T @ (logsd - logsd.mean(0))).T
-        mean = mean - z[:, 1:] @ C.T
-        logsd = logsd - z[:, 1:] @ A.T
-    order = np.argsort(z[:, 0], kind="stable")
-    knots, idx = np.unique(z[order, 0], return_index=True)
-    groups = np.split(order, idx[1:])
-    c_knots = np.stack([mean[g].mean(0) for g in groups])
-    a_knots = np.stack([logsd[g].mean(0) for g in groups])
-    if knots.size == 1:
-        knots, c_knots, a_knots = np.array([knots[0] - 1, knots[0] + 1]), np.repeat(c_knots, 2, 0), np.repeat(a_knots, 2, 0)
+    degree = int(max(0, min(degree, P - m - 1)))
+    F = np.concatenate([np.clip(z[:, :1], -1, 1) ** np.arange(degree + 1), z[:, 1:]], axis=1)
+    gram = F.T @ F + ridge * np.eye(F.shape[1])
+    coef_c = np.linalg.solve(gram, F.T @ mean)
+    coef_a = np.linalg.solve(gram, F.T @ logsd)
+    k = degree + 1
     dtype = jnp.result_type(float)
-    return OutputScale(*(jnp.asarray(x, dtype) for x in (knots, c_knots, a_knots, C, A)))
+    return OutputScale(*(jnp.asarray(x, dtype) for x in (coef_c[:k], coef_a[:k], coef_c[k:].T, coef_a[k:].T)))
 
 
 def default_optimizer(num_steps: int, peak_lr: float = 3e-3) -> optax.GradientTransformation:

@@ -1,0 +1,115 @@
+"""Tuning criteria against hand computations; PSIS-LOO per λ equals ArviZ on the slice."""
+
+import warnings
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+import xarray as xr
+from scipy import stats
+
+from wbbgen import AmortizedWBB, exact_wbb
+from wbbgen.tuning import Criterion, accuracy, choose, custom, heldout_log_density, mse, psis_loo, tune
+
+N, P = 40, 3
+GRID = np.array([0.01, 1.0, 100.0])
+
+
+def ridge(X, y=None, *, lam=1.0):
+    beta = numpyro.sample("beta", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    X = jax.random.normal(k1, (N + 20, P))
+    y = X @ jnp.array([1.0, -1.0, 0.5]) + jax.random.normal(k2, (N + 20,))
+    Xtr, ytr, Xva, yva = X[:N], y[:N], X[N:], y[N:]
+    samples = exact_wbb(jax.random.key(1), ridge, Xtr, ytr, hyper={"lam": GRID}, num_samples=30, progress_bar=False)
+    return Xtr, ytr, Xva, yva, samples
+
+
+def test_heldout_log_density_by_hand(problem):
+    _, _, Xva, yva, samples = problem
+    values, mean, sd = heldout_log_density(Xva, yva).evaluate(ridge, samples)
+    beta = samples["beta"]  # (K, S, P)
+    want = stats.norm.logpdf(np.asarray(yva), np.einsum("ksp,np->ksn", beta, np.asarray(Xva)), 1.0).mean(-1)
+    np.testing.assert_allclose(values, want, rtol=1e-10)
+    np.testing.assert_allclose(mean, want.mean(-1), rtol=1e-10)
+    np.testing.assert_allclose(sd, want.std(-1), rtol=1e-10)
+
+
+def test_mse_accuracy_and_custom_by_hand(problem):
+    _, _, Xva, yva, samples = problem
+    Xn, yn = np.asarray(Xva), np.asarray(yva)
+    predict = lambda params, X: params["beta"] @ np.asarray(X).T  # noqa: E731
+    values, _, _ = mse(predict, Xva, yva).evaluate(ridge, samples)
+    want = ((np.einsum("ksp,np->ksn", samples["beta"], Xn) - yn) ** 2).mean(-1)
+    np.testing.assert_allclose(values, want, rtol=1e-10)
+    labels = (yn > 0).astype(int)
+    acc, _, _ = accuracy(lambda p, X: (predict(p, X) > 0).astype(int), Xva, labels).evaluate(ridge, samples)
+    np.testing.assert_allclose(acc, ((np.einsum("ksp,np->ksn", samples["beta"], Xn) > 0) == labels).mean(-1))
+    norms, _, _ = custom(lambda p, h: np.linalg.norm(p["beta"], axis=-1) * h["lam"]).evaluate(ridge, samples)
+    np.testing.assert_allclose(norms, np.linalg.norm(samples["beta"], axis=-1) * GRID[:, None])
+
+
+def test_psis_loo_per_lambda_equals_arviz_on_the_slice(problem):
+    """Same numbers as ``az.loo`` on each slice; ArviZ's Pareto-k warning (k above
+    min(1 − 1/log10 S, 0.7) = 0.32 at S = 30 draws) reaches the user."""
+    *_, samples = problem
+    with pytest.warns(UserWarning, match="shape parameter of Pareto distribution"):
+        _, mean, sd = psis_loo().evaluate(ridge, samples)
+    idata = samples.to_inference_data()
+    for k, lam in enumerate(GRID):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ref = az.loo(idata.sel(lam=lam))
+        assert mean[k] == pytest.approx(ref["elpd_loo"], rel=1e-12)
+        assert sd[k] == pytest.approx(ref["se"], rel=1e-12)
+    assert mean.shape == (3,)
+
+
+def _curve(mean, sd, higher=True):
+    return xr.Dataset({"mean": ("lam", np.asarray(mean)), "sd": ("lam", np.asarray(sd))},
+                      coords={"lam": [0.1, 1.0, 10.0, 100.0]}).assign_attrs(criterion="c", higher_is_better=int(higher))
+
+
+def test_choose_best_and_one_standard_error():
+    best, one_se = choose(_curve([1.0, 3.0, 2.5, 0.0], [0.1, 0.6, 0.1, 0.1]))
+    assert best == {"lam": 1.0} and one_se == {"lam": 10.0}  # 2.5 ≥ 3.0 − 0.6
+    best, one_se = choose(_curve([1.0, 3.0, 2.5, 0.0], [0.1, 0.6, 0.1, 0.1]), prefer="smaller")
+    assert one_se == {"lam": 1.0}  # admissible (≥ 2.4): λ = 1 and 10; the smaller is 1
+    best, one_se = choose(_curve([5.0, 1.0, 1.2, 9.0], [0.1, 0.3, 0.1, 0.1], higher=False))
+    assert best == {"lam": 1.0} and one_se == {"lam": 10.0}  # a loss: 1.2 ≤ 1.0 + 0.3
+    with pytest.raises(ValueError, match="prefer"):
+        choose(_curve([1, 2, 3, 4], [0, 0, 0, 0]), prefer="middle")
+
+
+def test_tune_end_to_end(problem):
+    Xtr, ytr, Xva, yva, _ = problem
+    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
+    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    grid = np.logspace(-2, 2, 9)
+    tuned = tune(infer, jax.random.key(3), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid},
+                 num_samples=50)
+    assert set(tuned.curve) == {"mean", "sd", "q05", "q50", "q95"} and tuned.values.shape == (9, 50)
+    assert tuned.best["lam"] in grid and tuned.best_1se["lam"] >= tuned.best["lam"]
+    assert tuned.plot() is not None
+    with pytest.raises(TypeError, match="must be a wbbgen Criterion"):
+        tune(infer, jax.random.key(3), result, criterion=lambda p, h: 0.0, hyper={"lam": grid})
+    assert isinstance(heldout_log_density(Xva, yva), Criterion)
+
+
+def test_per_hyper_matches_slices(problem):
+    from wbbgen import per_hyper
+
+    *_, samples = problem
+    idata = samples.to_inference_data()
+    got = per_hyper(idata, lambda d: float(d.posterior["beta"].mean()), lam=GRID)
+    assert got == {float(lam): float(idata.posterior["beta"].sel(lam=lam).mean()) for lam in GRID}
