@@ -17,6 +17,9 @@ Criteria (each a :class:`Criterion`):
   (never on the folded λ × observation axis); its spread is ArviZ's standard error;
 * :func:`custom` -- any ``U(params, hyper) -> (S,)``.
 
+:func:`gradient_search` instead follows the gradient of the held-out log density with respect
+to the hyperparameters through the generator (continuous search, multi-start).
+
 Example:
     >>> tuned = tune(infer, jax.random.key(3), result, criterion=heldout_log_density(X_val, y_val),
     ...              hyper={"lam": grid}, num_samples=500)
@@ -45,6 +48,8 @@ __all__ = [
     "evaluate",
     "choose",
     "tune",
+    "GradientSearchResult",
+    "gradient_search",
 ]
 
 
@@ -223,3 +228,100 @@ def tune(infer, rng_key, result, *, criterion: Criterion, hyper: Mapping, num_sa
     curve, values = evaluate(infer.model, samples, criterion)
     best, best_1se = choose(curve, prefer)
     return TuneResult(best, best_1se, curve, values, samples)
+
+
+class GradientSearchResult(NamedTuple):
+    """What :func:`gradient_search` returns."""
+
+    best: dict  # the hyperparameters of the best start at its last step
+    value: float  # its criterion (mean held-out log density per observation)
+    trace: dict  # name -> (num_starts, num_steps + 1) path of each start
+    values: np.ndarray  # (num_starts, num_steps + 1) criterion along each path
+    num_clipped: int  # steps that would have left the training support
+
+
+def gradient_search(infer, rng_key, result, *args, num_starts: int = 4, num_steps: int = 200,
+                    learning_rate: float = 0.05, num_samples: int = 64, **kwargs) -> GradientSearchResult:
+    r"""Maximise the held-out log density of new data ``model(*args, **kwargs)`` over the
+    hyperparameters, by gradient ascent through the generator (Lorraine & Duvenaud 2018,
+    global scheme: the generator is trained over p(λ) first, then λ follows
+    ∇_λ E_w[(1/ñ) Σᵢ log p(ỹᵢ | g(w, z_λ, ξ_λ), λ)]).
+
+    The draws (weights and prior keys) are fixed, so the objective is a deterministic, smooth
+    function of λ; the search runs on the encoded scale z ∈ [−1, 1] (log λ for positive
+    hyperparameters) with Adam, from ``num_starts`` points spread over the support. Steps
+    that would leave the training support are clipped to it, counted, and warned about.
+    """
+    import warnings
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from wbbgen._checks import as_key, positive_int
+    from wbbgen.objective import build_objective
+    from wbbgen.problem import hyper_dict
+    from wbbgen.train import _decode, encode
+
+    rng_key = as_key(rng_key)
+    num_starts = positive_int(num_starts, "num_starts")
+    num_steps = positive_int(num_steps, "num_steps")
+    infer._check_result(result)
+    problem, domains, generator = result.problem, result.domains, result.generator
+    names = [d.name for d in domains]
+    val = build_objective(infer.model, args, kwargs, names, infer.obs_plate)
+    if val.num_params != problem.objective.num_params:
+        raise ValueError(
+            f"the validation data give the model {val.num_params} parameters, the training data "
+            f"{problem.objective.num_params}; pass validation data with the same columns."
+        )
+    dtype = problem.objective.init_params.dtype
+    # The weights and prior keys :meth:`AmortizedWBB.get_samples` uses for this key, so the
+    # criterion equals the one a grid evaluation with the same key computes.
+    k_w, k_p = jax.random.split(rng_key)
+    v = problem.weights.sample(k_w, (num_samples,))
+    keys = jax.random.split(k_p, num_samples)
+
+    def decode(z):
+        return jnp.stack([jnp.exp(d.center + d.half_width * z[i]) if d.log_scale else d.center + d.half_width * z[i]
+                          for i, d in enumerate(domains)])
+
+    def criterion(z):
+        values = decode(z)
+        h = hyper_dict(problem, values)
+        pdraw = jax.vmap(lambda k: problem.prior.sample(k, problem.objective, h, problem.objective.data))(keys)
+        zz = encode(domains, values)
+        thetas = jax.vmap(generator, in_axes=(0, None, 0))(v, zz, pdraw.noise)
+        ll = jax.vmap(lambda th: sum(x for x in val.log_likelihood(th, h, val.data).values()))(thetas)
+        return jnp.mean(ll)
+
+    opt = optax.adam(learning_rate)
+
+    def run(z0):
+        def step(carry, _):
+            z, state, clipped = carry
+            value, grad = jax.value_and_grad(criterion)(z)
+            updates, state = opt.update(-grad, state, z)
+            z_new = z + updates
+            out = jnp.any(jnp.abs(z_new) > 1.0)
+            return (jnp.clip(z_new, -1.0, 1.0), state, clipped + out), (z, value)
+
+        (z, _, clipped), (path, vals) = jax.lax.scan(step, (z0, opt.init(z0), 0), None, length=num_steps)
+        return jnp.concatenate([path, z[None]]), jnp.concatenate([vals, criterion(z)[None]]), clipped
+
+    starts = jnp.linspace(-0.8, 0.8, num_starts, dtype=dtype)[:, None] * jnp.ones((1, len(domains)), dtype)
+    paths, vals, clipped = jax.jit(jax.vmap(run))(starts)
+    paths, vals = np.asarray(paths), np.asarray(vals)
+    n_clipped = int(np.asarray(clipped).sum())
+    if n_clipped:
+        warnings.warn(
+            f"gradient_search: {n_clipped} steps would have left the training support "
+            f"{[(d.low, d.high) for d in domains]} and were clipped to it; the optimum may lie outside "
+            "-- retrain over a wider `hyper` range.",
+            UserWarning,
+            stacklevel=2,
+        )
+    best = int(np.argmax(vals[:, -1]))
+    trace = {d.name: _decode(d, paths[..., i]) for i, d in enumerate(domains)}
+    return GradientSearchResult({n: float(trace[n][best, -1]) for n in names}, float(vals[best, -1]), trace, vals,
+                                n_clipped)
