@@ -132,3 +132,45 @@ def test_gradient_search_finds_the_grid_optimum(problem):
     step = np.log(grid[1] / grid[0])
     assert abs(np.log(found.best["lam"] / tuned.best["lam"])) <= step + 1e-9
     assert found.values.shape == (4, 151) and np.all(np.diff(found.values[:, -20:], axis=1) > -1e-3)
+
+
+def test_exact_kfold_equals_refitting_on_kept_rows(problem):
+    """Deleting a fold by zero weights is refitting on the kept rows: per draw and fold,
+    β = (X_keepᵀ W X_keep + λI)⁻¹(X_keepᵀ W y_keep + λa) in closed form (anchored prior, the
+    draw's own weights and anchor), then the mean log density of the deleted rows. The
+    objective is quadratic, so one Newton step solves it exactly: only rounding remains,
+    hence the 1e-6 relative tolerance."""
+    from wbbgen.problem import draws, make_problem
+    from wbbgen.tuning import exact_kfold_cv, fold_masks
+
+    Xtr, ytr, _, _, _ = problem
+    key = jax.random.key(11)
+    curve, values = exact_kfold_cv(key, ridge, Xtr, ytr, hyper={"lam": GRID}, num_folds=4, num_samples=6)
+    assert values.shape == (3, 6) and set(curve) >= {"mean", "sd"}
+    masks = fold_masks(N, 4, key)
+    prob = make_problem(ridge, (Xtr, ytr), {}, ("lam",), "exponential", "anchored")
+    v, pd = draws(prob, key, jnp.asarray(GRID)[:, None], 6, prob.objective.data)
+    X, y, v, shift = np.asarray(Xtr), np.asarray(ytr), np.asarray(v), np.asarray(pd.shift)
+    want = np.zeros((3, 6))
+    for k, lam in enumerate(GRID):
+        for j in range(6):
+            for mask in masks:
+                w = v[j] * mask
+                beta = np.linalg.solve(X.T @ (w[:, None] * X) + lam * np.eye(P), X.T @ (w * y) + lam * shift[k, j])
+                want[k, j] += stats.norm.logpdf(y, X @ beta, 1.0) @ (1 - mask) / N
+    np.testing.assert_allclose(values, want, rtol=1e-6)
+
+
+def test_kfold_through_the_generator(problem):
+    from wbbgen.tuning import fold_masks, kfold_cv
+
+    Xtr, ytr, _, _, _ = problem
+    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
+    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    curve, values = kfold_cv(infer, jax.random.key(5), result, hyper={"lam": [0.1, 1.0, 10.0]}, num_folds=5,
+                             num_samples=16)
+    assert values.shape == (3, 16) and np.all(np.isfinite(values))
+    masks = fold_masks(N, 5, jax.random.key(5))
+    assert np.all(masks.sum(0) == 4) and np.all(masks.sum(1) == N - N // 5)
+    with pytest.raises(ValueError, match="`num_folds` must be between 2 and"):
+        fold_masks(N, 1, jax.random.key(0))
