@@ -1,4 +1,5 @@
-"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--smoke]``."""
+"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--smoke]`` and
+``wbbgen bench {perf,calibration} --out DIR [--smoke]``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ def main(argv=None) -> int:
     demo.add_argument("--num-samples", type=int, default=1000, help="draws per λ")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the pipeline (seconds)")
+    bench = sub.add_parser("bench", help="benchmarks (run from a source checkout)")
+    bench.add_argument("suite", choices=["perf", "calibration"], help="which benchmark")
+    bench.add_argument("--out", required=True, help="folder for JSON, markdown and plots")
+    bench.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     args = parser.parse_args(argv)
+
+    if args.command == "bench":
+        module = _benchmark_module(args.suite)
+        argv = ["--out", args.out] + (["--smoke"] if args.smoke else [])
+        module.main(argv)
+        return 0
 
     if args.command == "demo":
         from wbbgen.demo import run_demo
@@ -27,6 +38,20 @@ def main(argv=None) -> int:
         else:
             run_demo(args.out, num_steps=args.num_steps, num_samples=args.num_samples, seed=args.seed)
     return 0
+
+
+def _benchmark_module(name: str):
+    """Import ``benchmarks/<name>.py`` from the source checkout wbbgen runs from."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.exists():
+        raise SystemExit(f"wbbgen bench needs a source checkout with benchmarks/{name}.py (looked in {path.parent}).")
+    spec = importlib.util.spec_from_file_location(f"wbbgen_benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":

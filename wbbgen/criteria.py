@@ -11,6 +11,7 @@ draw θ at every grid value λ: an array ``(K₁, …, K_m, S, ñ)``. From it,
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,22 +31,28 @@ def log_predictive(model, samples: WBBSamples, *args, **kwargs) -> np.ndarray:
         >>> ll = log_predictive(model, samples, X_test, y_test)      # (len(grid), S, ñ)
         >>> log_loss = -ll.mean(-1)                                   # per λ and draw
     """
-    names = list(samples.hyper)
+    names = tuple(samples.hyper)
     hyper_shape = tuple(len(g) for g in samples.hyper.values())
     K = int(np.prod(hyper_shape))
     mesh = np.stack(np.meshgrid(*samples.hyper.values(), indexing="ij"), -1).reshape(K, len(names))
     S = samples.num_samples
     post = {k: jnp.asarray(np.reshape(v, (K, S, *np.shape(v)[len(names) + 1 :]))) for k, v in samples.items()}
+    dtype = next(iter(post.values())).dtype
+    out = _log_predictive(model, names, post, jnp.asarray(mesh, dtype), args, kwargs)
+    return np.asarray(out).reshape(*hyper_shape, S, -1)
+
+
+@eqx.filter_jit
+def _log_predictive(model, names, post, mesh, args, kwargs):
+    """Compiled once per model, shapes and names (the model is static, λ and data traced)."""
 
     def at(post_k, values_k):
         hyper = {n: values_k[i] for i, n in enumerate(names)}
         ll = log_likelihood(model, post_k, *args, batch_ndims=1, **kwargs, **hyper)
-        per_site = [x.reshape(S, x.shape[1], -1).sum(-1) for x in ll.values()]
-        return sum(per_site)
+        S = next(iter(post_k.values())).shape[0]
+        return sum(x.reshape(S, x.shape[1], -1).sum(-1) for x in ll.values())
 
-    dtype = next(iter(post.values())).dtype
-    out = jax.jit(jax.vmap(at))(post, jnp.asarray(mesh, dtype))
-    return np.asarray(out).reshape(*hyper_shape, S, -1)
+    return jax.vmap(at)(post, mesh)
 
 
 def lppd(log_lik: np.ndarray) -> np.ndarray:
