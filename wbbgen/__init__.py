@@ -11,7 +11,7 @@ from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
 from wbbgen.criteria import log_predictive, lppd
 from wbbgen.exact import ConvergenceWarning, exact_wbb
-from wbbgen.hyper import ExtrapolationWarning
+from wbbgen.hyper import Choice, ExtrapolationWarning
 from wbbgen.objective import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
@@ -31,6 +31,7 @@ __all__ = [
     "plot_calibration",
     "ReferenceDiagnosticsWarning",
     "FunctionModel",
+    "Choice",
     "weights",
     "build_inference_data",
     "per_hyper",

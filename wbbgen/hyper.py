@@ -21,7 +21,31 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import Distribution, constraints
 
-__all__ = ["HyperDomain", "make_domains", "grid_product", "check_grid", "ExtrapolationWarning"]
+__all__ = ["Choice", "HyperDomain", "make_domains", "grid_product", "check_grid", "ExtrapolationWarning"]
+
+
+class Choice:
+    """A discrete hyperparameter: one of a few numeric values, drawn uniformly in training
+    and one-hot encoded for the generator. The model receives the value itself (traced), so
+    it must use it arithmetically -- e.g. ``Choice([1.0, 4.0, 1e3])`` as a Student-t prior's
+    degrees of freedom switches between Cauchy-like, heavy-tailed and near-Gaussian priors.
+
+    Example:
+        >>> infer = AmortizedWBB(model, hyper={"lam": dist.LogUniform(1e-2, 1e2), "df": Choice([1.0, 4.0, 1e3])})
+    """
+
+    def __init__(self, values):
+        vals = np.asarray(values, dtype=np.float64).ravel()
+        if vals.size < 2 or not np.all(np.isfinite(vals)) or np.unique(vals).size != vals.size:
+            raise ValueError(f"Choice needs at least two distinct finite numbers, got {values!r}.")
+        self.values = tuple(float(v) for v in vals)
+
+    def sample(self, rng_key, batch_shape=()):
+        idx = jax.random.randint(rng_key, batch_shape, 0, len(self.values))
+        return jnp.asarray(self.values)[idx]
+
+    def __repr__(self):
+        return f"Choice({list(self.values)})"
 
 
 class ExtrapolationWarning(UserWarning):
@@ -38,10 +62,20 @@ class HyperDomain(NamedTuple):
     half_width: float
     low: float  # training support (in the hyper's own units)
     high: float
+    choices: tuple[float, ...] | None = None  # a discrete (Choice) hyperparameter's values
+
+    @property
+    def width(self) -> int:
+        """Number of generator inputs: 1, or one per choice (one-hot)."""
+        return 1 if self.choices is None else len(self.choices)
 
     def encode(self, value):
+        """``(…,)`` values -> ``(…, width)`` generator inputs."""
+        if self.choices is not None:
+            c = jnp.asarray(self.choices, jnp.result_type(value))
+            return (jnp.abs(value[..., None] - c) <= 1e-9 * (1.0 + jnp.abs(c))).astype(c.dtype)
         t = jnp.log(value) if self.log_scale else value
-        return (t - self.center) / self.half_width
+        return ((t - self.center) / self.half_width)[..., None]
 
     def sample(self, rng_key, batch_shape=()):
         return self.distribution.sample(rng_key, batch_shape)
@@ -56,9 +90,13 @@ def make_domains(hyper: Mapping[str, Distribution]) -> tuple[HyperDomain, ...]:
         )
     domains = []
     for name, d in hyper.items():
+        if isinstance(d, Choice):
+            domains.append(HyperDomain(name, d, False, 0.0, 1.0, min(d.values), max(d.values), d.values))
+            continue
         if not isinstance(d, Distribution):
             raise TypeError(
-                f"`hyper[{name!r}]` must be a numpyro distribution (e.g. dist.LogUniform(1e-2, 1e3)), "
+                f"`hyper[{name!r}]` must be a numpyro distribution (e.g. dist.LogUniform(1e-2, 1e3)) or a "
+                "wbbgen.Choice, "
                 f"got {type(d).__name__}. Grids go to get_samples/exact_wbb, not to AmortizedWBB."
             )
         if d.is_discrete or d.event_shape != () or d.batch_shape != ():
@@ -103,6 +141,13 @@ def grid_product(domains, hyper_grid: Mapping) -> tuple[dict[str, np.ndarray], n
             raise ValueError(f"`hyper[{d.name!r}]` must be a non-empty 1-d grid, got shape {g.shape}.")
         if not np.all(np.isfinite(g)):
             raise ValueError(f"`hyper[{d.name!r}]` contains NaN or inf: {g}.")
+        if d.choices is not None:
+            bad = [float(x) for x in g if not np.any(np.isclose(x, d.choices, rtol=1e-9, atol=0))]
+            if bad:
+                raise ValueError(
+                    f"`hyper[{d.name!r}]` values {bad} are not among its choices {list(d.choices)}; "
+                    "a discrete hyperparameter can only take the values it was trained on."
+                )
         if d.log_scale and np.any(g <= 0):
             raise ValueError(
                 f"`hyper[{d.name!r}]` must be > 0 (it is a positive, log-scale hyperparameter); "
@@ -116,6 +161,8 @@ def grid_product(domains, hyper_grid: Mapping) -> tuple[dict[str, np.ndarray], n
 def check_grid(domains, grids: Mapping[str, np.ndarray], where: str, stacklevel: int = 3) -> None:
     """Warn (naming the distance) when a grid value is outside the training support."""
     for d in domains:
+        if d.choices is not None:  # validated by grid_product
+            continue
         g = grids[d.name]
         out = g[(g < d.low) | (g > d.high)]
         if out.size:

@@ -45,6 +45,8 @@ __all__ = [
     "TrainInfo",
     "NonFiniteTrainingError",
     "encode",
+    "encoded_width",
+    "spread_values",
     "sample_batch",
     "fit_output_scale",
     "default_optimizer",
@@ -88,8 +90,32 @@ class TrainInfo(NamedTuple):
 
 
 def encode(domains, values):
-    """Encode ``(…, m)`` hyperparameter values for the generator (:mod:`wbbgen.hyper`)."""
-    return jnp.stack([d.encode(values[..., i]) for i, d in enumerate(domains)], axis=-1)
+    """Encode ``(…, m)`` hyperparameter values for the generator (:mod:`wbbgen.hyper`):
+    ``(…, Σ width)``, continuous hyperparameters first (the first of them is the axis along
+    which the output scale varies smoothly), then the one-hot blocks of discrete ones."""
+    order = sorted(range(len(domains)), key=lambda i: domains[i].choices is not None)
+    return jnp.concatenate([domains[i].encode(values[..., i]) for i in order], axis=-1)
+
+
+def encoded_width(domains) -> int:
+    return sum(d.width for d in domains)
+
+
+def spread_values(domains, num_values: int, rng_key, edge: float = 1.0) -> np.ndarray:
+    """``(P, m)`` hyperparameter values covering the training support: the first continuous
+    hyperparameter on an even grid of its encoding over [−edge, edge], other continuous ones
+    at random in it, discrete ones cycling through their choices."""
+    values = np.zeros((num_values, len(domains)))
+    first = next((i for i, d in enumerate(domains) if d.choices is None), None)
+    for i, d in enumerate(domains):
+        if d.choices is not None:
+            values[:, i] = np.asarray(d.choices)[(np.arange(num_values) + i) % len(d.choices)]
+        elif i == first:
+            values[:, i] = _decode(d, np.linspace(-edge, edge, num_values))
+        else:
+            u = np.asarray(jax.random.uniform(jax.random.fold_in(rng_key, i), (num_values,), minval=-edge, maxval=edge))
+            values[:, i] = _decode(d, u)
+    return values
 
 
 def sample_batch(problem: Problem, domains, rng_key, batch_size: int, data) -> Batch:
@@ -113,7 +139,7 @@ def fit_output_scale(thetas, z, degree: int = 5, ridge: float = 1e-6) -> OutputS
     mean = thetas.mean(1)
     logsd = np.log(np.maximum(thetas.std(1), 1e-6 * (1.0 + np.abs(mean))))
     P, m = z.shape
-    degree = int(max(0, min(degree, P - m - 1)))
+    degree = int(max(0, min(degree, P - m - 1, np.unique(z[:, 0]).size - 1)))
     F = np.concatenate([np.clip(z[:, :1], -1, 1) ** np.arange(degree + 1), z[:, 1:]], axis=1)
     gram = F.T @ F + ridge * np.eye(F.shape[1])
     coef_c = np.linalg.solve(gram, F.T @ mean)
@@ -256,21 +282,17 @@ def train(
 def fidelity(problem: Problem, generator, domains, rng_key, *, num_values: int = 5, num_samples: int = 64, tol=1e-3):
     """Generator vs exact WBB on identical draws at ``num_values`` hyperparameter values.
 
-    The values are spread over the training support (equal steps in the encoding of the
-    first hyperparameter, the others at the centre). Per value, over the flat parameters:
+    The values are spread over the training support (:func:`spread_values`, equal steps over
+    90 % of the first continuous hyperparameter's encoded range). Per value, over the flat parameters:
     ``sd_ratio`` (generator sd / exact sd, median and worst coordinate), ``mean_error``
     (|mean difference| / exact sd, worst coordinate) and ``rmse`` (per-draw error / exact sd,
     median coordinate). Returns a dict of numpy arrays keyed by those names plus ``values``.
     """
     from wbbgen.exact import solve_path
 
-    data = problem.objective.data
-    m = len(domains)
-    z = np.zeros((num_values, m))
-    z[:, 0] = np.linspace(-0.9, 0.9, num_values)
-    values = np.stack([_decode(d, z[:, i]) for i, d in enumerate(domains)], axis=-1)
+    values = spread_values(domains, num_values, rng_key, edge=0.9)
     thetas, info, v, pdraw = solve_path(problem, rng_key, values, num_samples, tol=tol)
-    zz = jnp.asarray(z, thetas.dtype)
+    zz = encode(domains, jnp.asarray(values, thetas.dtype))
     gen = jax.jit(jax.vmap(jax.vmap(generator, in_axes=(0, None, 0)), in_axes=(None, 0, 0)))(v, zz, pdraw.noise)
     exact, gen = np.asarray(thetas, np.float64), np.asarray(gen, np.float64)
     sd = exact.std(1)

@@ -272,6 +272,11 @@ def gradient_search(infer, rng_key, result, *args, num_starts: int = 4, num_step
     infer._check_result(result)
     problem, domains, generator = result.problem, result.domains, result.generator
     names = [d.name for d in domains]
+    if any(d.choices is not None for d in domains):
+        raise ValueError(
+            "gradient_search follows gradients of continuous hyperparameters; for discrete (Choice) "
+            "ones use tune() over a grid of their values."
+        )
     val = build_objective(infer.model, args, kwargs, names, infer.obs_plate)
     if val.num_params != problem.objective.num_params:
         raise ValueError(
