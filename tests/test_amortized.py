@@ -202,3 +202,26 @@ def test_variants_train_and_sample(data, options):
     s = infer.get_samples(jax.random.key(10), result, hyper={"lam": [0.1, 10.0]}, num_samples=64)
     assert s["beta"].shape == (2, 64, P) and np.all(np.isfinite(s["beta"]))
     assert s.attrs["prior_weight"] == options.get("prior_weight", "anchored")
+
+
+def test_discrete_choice_round_trips(data):
+    """A Choice hyperparameter (Student-t df of the prior) trains with a continuous one and
+    comes back as its own dimension in samples and InferenceData; values outside the choices
+    are refused."""
+    from wbbgen import Choice
+
+    def robust(X, y=None, *, lam=1.0, df=4.0):
+        beta = numpyro.sample("beta", dist.StudentT(df, 0.0, 1.0 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
+        with numpyro.plate("data", X.shape[0]):
+            numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+
+    X, y = data
+    infer = AmortizedWBB(robust, hyper={"lam": dist.LogUniform(1e-2, 1e2), "df": Choice([1.0, 30.0])},
+                         fidelity_samples=0, num_pilot=6)
+    result = infer.run(jax.random.key(12), X, y, num_steps=200, progress_bar=False)
+    s = infer.get_samples(jax.random.key(13), result, hyper={"lam": [0.1, 10.0], "df": [1.0, 30.0]}, num_samples=8)
+    assert s["beta"].shape == (2, 2, 8, P) and np.all(np.isfinite(s["beta"]))
+    idata = s.to_inference_data()
+    assert idata.posterior["beta"].sel(lam=10.0, df=30.0).shape == (1, 8, P)
+    with pytest.raises(ValueError, match=r"not among its choices \[1.0, 30.0\]"):
+        infer.get_samples(jax.random.key(13), result, hyper={"lam": [1.0], "df": [4.0]}, num_samples=8)

@@ -5,18 +5,20 @@ generator trained once (:class:`AmortizedWBB`), as ArviZ InferenceData with a hy
 dimension.
 """
 
-from wbbgen import weights
+from wbbgen import io, tuning, weights
 from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
 from wbbgen.criteria import log_predictive, lppd
 from wbbgen.exact import ConvergenceWarning, exact_wbb
 from wbbgen.hyper import Choice, ExtrapolationWarning
+from wbbgen.io import FileFormatError, MismatchError
 from wbbgen.objective import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
 from wbbgen.train import NonFiniteTrainingError
+from wbbgen.tuning import accuracy, custom, gradient_search, heldout_log_density, kfold_cv, mse, psis_loo, tune
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,16 @@ __all__ = [
     "FunctionModel",
     "Choice",
     "weights",
+    "io",
+    "tuning",
+    "tune",
+    "heldout_log_density",
+    "mse",
+    "accuracy",
+    "psis_loo",
+    "custom",
+    "gradient_search",
+    "kfold_cv",
     "build_inference_data",
     "per_hyper",
     "log_predictive",
@@ -43,4 +55,6 @@ __all__ = [
     "ConvergenceWarning",
     "ExtrapolationWarning",
     "NonFiniteTrainingError",
+    "FileFormatError",
+    "MismatchError",
 ]

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -26,9 +27,9 @@ import optax
 from wbbgen import train as _train
 from wbbgen._checks import as_key, positive_int
 from wbbgen.exact import solve_batch, solve_path
-from wbbgen.generator import make_generator
+from wbbgen.generator import OutputScale, make_generator
 from wbbgen.hyper import HyperDomain, check_grid, grid_product, make_domains
-from wbbgen.problem import Problem, draws, make_problem, objective_stats
+from wbbgen.problem import Problem, check_differentiable, draws, make_problem, objective_stats
 from wbbgen.samples import WBBSamples
 
 __all__ = ["AmortizedWBB", "WBBRunResult"]
@@ -100,7 +101,7 @@ class AmortizedWBB:
         batch_size: int = 256,
         mode: str = "criterion",
         num_targets: int = 4096,
-        num_pilot: int = 8,
+        num_pilot: int = 12,
         fidelity_samples: int = 64,
         chunk_size: int = 500,
         on_nonfinite: str = "stop",
@@ -141,52 +142,122 @@ class AmortizedWBB:
         return tuple(d.name for d in self.domains)
 
     # ----------------------------------------------------------------------------------
-    def run(self, rng_key, *args, num_steps: int = 10_000, progress_bar: bool = True, **kwargs) -> WBBRunResult:
+    def run(
+        self,
+        rng_key,
+        *args,
+        num_steps: int = 10_000,
+        progress_bar: bool = True,
+        checkpoint_dir=None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+        **kwargs,
+    ) -> WBBRunResult:
         """Train the generator on ``model(*args, **kwargs)`` over the ``hyper`` range.
 
         Steps: pilot exact solves (output scale), training (criterion or supervised), and a
         fidelity check against exact solves. Returns a :class:`WBBRunResult`.
+
+        Args:
+            rng_key: a JAX PRNG key.
+            *args, **kwargs: the model's data arguments.
+            num_steps: training steps.
+            progress_bar: show a tqdm bar.
+            checkpoint_dir: a folder for training checkpoints (:mod:`wbbgen.checkpoint`),
+                one run per folder. Without ``resume`` it must hold no checkpoint yet.
+            checkpoint_every: steps between checkpoints, rounded up to a multiple of
+                ``chunk_size`` (checkpoints are written between ``lax.scan`` chunks);
+                default: every chunk. A last checkpoint follows the final step.
+            resume: continue from the latest checkpoint in ``checkpoint_dir``. The call
+                must repeat the original one (same model, data, ``num_steps``, settings and
+                ``rng_key``; a difference is named in a :class:`~wbbgen.io.MismatchError`);
+                the result is then bit-identical to an uninterrupted run.
+                ``diagnostics["resumed_from_step"]`` records where it started and
+                ``train_s`` covers the resumed part only; the pilot solves are not
+                repeated (their output scale is in the checkpoint).
         """
+        from wbbgen import checkpoint as _ckpt
+        from wbbgen import io as _io
+
         rng_key = as_key(rng_key)
         num_steps = positive_int(num_steps, "num_steps")
+        if isinstance(self.generator, str):  # named before the pilot solves, not after
+            from wbbgen.generator import _GENERATORS
+
+            if self.generator not in _GENERATORS:
+                raise ValueError(
+                    f"`generator={self.generator!r}` is unknown; choose one of {sorted(_GENERATORS)} or pass a class."
+                )
+        saved = self._plan_checkpoints(checkpoint_dir, checkpoint_every, resume)
         problem = make_problem(self.model, args, kwargs, self.hyper_names, self.weights, self.prior_weight, self.obs_plate)
+        header = None
+        if checkpoint_dir is not None:
+            header = _ckpt.make_header(
+                problem=problem, args=args, kwargs=kwargs, settings=_io.describe_settings(self, problem),
+                num_steps=num_steps, rng_key=rng_key,
+            )
+            if saved is not None:
+                _ckpt.check_header(saved[1], header, saved[0])
+        if saved is None:  # a resumed run was checked when it started (same model signature)
+            centre = [float(_train._decode(d, 0.0)) if d.choices is None else d.choices[0] for d in self.domains]
+            check_differentiable(problem, centre)
         k_pilot, k_gen, k_targets, k_train, k_fid = jax.random.split(rng_key, 5)
         data = problem.objective.data
-        timings = {}
-
-        t0 = time.perf_counter()
-        output_scale = self._pilot(problem, k_pilot)
-        timings["pilot_s"] = time.perf_counter() - t0
-
         objective = problem.objective
-        gen = make_generator(
-            self.generator,
-            problem.weights.num_weights,
-            len(self.domains),
-            problem.prior.noise_dim(objective.num_params),
-            objective.num_params,
-            key=k_gen,
-            output_scale=output_scale,
-            dtype=objective.init_params.dtype,
-            **self.generator_options,
-        )
+        timings = {}
+        optimizer = self.optimizer or _train.default_optimizer(num_steps)
+
+        def build(output_scale):
+            return self._build_generator(problem, output_scale, k_gen)
+
+        previous = np.zeros(0, np.asarray(objective.init_params).dtype)
+        if saved is None:
+            t0 = time.perf_counter()
+            output_scale = self._pilot(problem, k_pilot)
+            timings["pilot_s"] = time.perf_counter() - t0
+            gen = build(output_scale)
+            state = _train.init(gen, optimizer)
+        else:
+            # The template is the state a fresh run builds, with the pilot's output scale
+            # (whose values come from the checkpoint: the pilot solves are not repeated).
+            path, saved_header, payload = saved
+            scale_like = OutputScale.identity(objective.num_params, len(self.domains), jnp.result_type(float))
+            like = eqx.filter_eval_shape(lambda: _train.init(build(scale_like), optimizer))
+            like = _io.conform(like, saved_header["layout"], path, "checkpoint", _io.is_output_scale)
+            scale_like = _io.conform(
+                scale_like, saved_header["output_scale_layout"], path, "checkpoint", lambda _: True
+            )
+            state, previous, output_scale = _ckpt.restore(path, saved_header, payload, like, scale_like)
+            gen = build(output_scale)
         targets = None
         if self.mode == "supervised":
             t0 = time.perf_counter()
             targets = self._targets(problem, output_scale, k_targets)
             timings["targets_s"] = time.perf_counter() - t0
 
-        optimizer = self.optimizer or _train.default_optimizer(num_steps)
         params, static = eqx.partition(gen, eqx.is_inexact_array)
         step = _train.build_step(
             problem, self.domains, static, optimizer,
             batch_size=self.batch_size, num_steps=num_steps, mode=self.mode,
             on_nonfinite=self.on_nonfinite, targets=targets,
         )
-        state = _train.init(gen, optimizer)
-        state, losses, seconds = _train.train(
-            step, state, k_train, data, num_steps=num_steps, chunk_size=self.chunk_size, progress_bar=progress_bar
-        )
+        on_chunk = None
+        if header is not None:
+            header["layout"] = _io.layout(state)
+            header["output_scale_layout"] = _io.layout(output_scale)
+            every = _ckpt.effective_interval(checkpoint_every or self.chunk_size, self.chunk_size)
+            on_chunk = _ckpt.Checkpointer(
+                checkpoint_dir, every, num_steps, header, output_scale, previous, int(state.step)
+            )
+        resumed_from = int(state.step) if saved is not None else None
+        if bool(state.stopped) or int(state.step) >= num_steps:
+            losses, seconds = np.zeros(0, previous.dtype), 0.0
+        else:
+            state, losses, seconds = _train.train(
+                step, state, k_train, data, num_steps=num_steps, chunk_size=self.chunk_size,
+                progress_bar=progress_bar, on_chunk=on_chunk,
+            )
+        losses = np.concatenate([previous, losses]) if previous.size else losses
         timings["train_s"] = seconds
         gen = eqx.combine(state.params, static)
         diagnostics = {
@@ -195,6 +266,8 @@ class AmortizedWBB:
             "num_skipped": int(state.num_skipped),
             "first_nonfinite": int(state.first_nonfinite),
         }
+        if checkpoint_dir is not None:
+            diagnostics["resumed_from_step"] = resumed_from
         config = self._config(problem, num_steps)
         result = WBBRunResult(gen, losses, None, diagnostics, problem, self.domains, args, dict(kwargs), config)
         if bool(state.stopped):
@@ -214,16 +287,66 @@ class AmortizedWBB:
             result = result._replace(fidelity=fid)
         return result
 
+    def _build_generator(self, problem: Problem, output_scale, key):
+        """The generator :meth:`run` trains; also, traced abstractly, the template that a
+        checkpoint (:mod:`wbbgen.checkpoint`) or a saved generator (:func:`wbbgen.io.load`)
+        is read into, so the three cannot drift apart."""
+        objective = problem.objective
+        return make_generator(
+            self.generator,
+            problem.weights.num_weights,
+            _train.encoded_width(self.domains),
+            problem.prior.noise_dim(objective.num_params),
+            objective.num_params,
+            key=key,
+            output_scale=output_scale,
+            dtype=objective.init_params.dtype,
+            **self.generator_options,
+        )
+
+    def _plan_checkpoints(self, checkpoint_dir, checkpoint_every, resume):
+        """Validate the checkpoint arguments before any work; on ``resume`` read and verify
+        the latest checkpoint: ``(path, header, payload)``, else None."""
+        from wbbgen import checkpoint as _ckpt
+
+        if not isinstance(resume, (bool, np.bool_)):
+            raise TypeError(f"`resume` must be True or False, got {resume!r}.")
+        if checkpoint_every is not None:
+            positive_int(checkpoint_every, "checkpoint_every")
+            if checkpoint_dir is None:
+                raise ValueError("`checkpoint_every` needs `checkpoint_dir=`, the folder to write checkpoints to.")
+        if checkpoint_dir is None:
+            if resume:
+                raise ValueError("`resume=True` needs `checkpoint_dir=`, the folder holding the checkpoints.")
+            return None
+        directory = os.fspath(checkpoint_dir)
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise NotADirectoryError(f"`checkpoint_dir={directory!r}` is a file, not a folder.")
+        latest = _ckpt.latest_checkpoint(directory)
+        if not resume:
+            if latest is not None:
+                raise FileExistsError(
+                    f"`checkpoint_dir={directory!r}` already holds a checkpoint ({os.path.basename(latest)}); "
+                    "pass resume=True to continue that run, or use an empty folder for a new one."
+                )
+            os.makedirs(directory, exist_ok=True)
+            _ckpt.remove_stale_temporaries(directory)
+            return None
+        if latest is None:
+            raise FileNotFoundError(
+                f"`resume=True` but `checkpoint_dir={directory!r}` holds no checkpoint (checkpoint-<step>.wbb); "
+                "start the run with resume=False."
+            )
+        _ckpt.remove_stale_temporaries(directory)
+        header, payload = _ckpt.read_checkpoint(latest)
+        return latest, header, payload
+
     def _pilot(self, problem: Problem, rng_key):
         """Exact solves at ``num_pilot`` hyperparameter values spread over the support."""
         P = max(self.num_pilot, 2 * len(self.domains) + 2)
-        z = np.zeros((P, len(self.domains)))
-        z[:, 0] = np.linspace(-1.0, 1.0, P)
         k_z, k_solve = jax.random.split(rng_key)
-        for i in range(1, len(self.domains)):
-            z[:, i] = np.asarray(jax.random.uniform(jax.random.fold_in(k_z, i), (P,), minval=-1.0, maxval=1.0))
-        values = np.stack([_train._decode(d, z[:, i]) for i, d in enumerate(self.domains)], axis=-1)
-        thetas, info, _, _ = solve_path(problem, k_solve, values, 16)
+        values = _train.spread_values(self.domains, P, k_z)
+        thetas, info, _, _ = solve_path(problem, k_solve, values, self.fidelity_samples or 64)
         ok = np.asarray(info.converged) & np.all(np.isfinite(np.asarray(thetas)), -1)
         thetas = np.where(ok[..., None], np.asarray(thetas), np.nan)
         thetas = np.where(np.isnan(thetas), np.nanmean(thetas, axis=1, keepdims=True), thetas)
@@ -232,7 +355,7 @@ class AmortizedWBB:
                 "no pilot exact solve converged at some hyperparameter values; check that the "
                 "model's log density is finite over the whole `hyper` range."
             )
-        return _train.fit_output_scale(thetas, z)
+        return _train.fit_output_scale(thetas, np.asarray(_train.encode(self.domains, jnp.asarray(values))))
 
     def _targets(self, problem: Problem, output_scale, rng_key):
         """Exact optimisers of ``num_targets`` random (w, λ, ξ) draws (supervised mode)."""
@@ -241,7 +364,7 @@ class AmortizedWBB:
         @jax.jit
         def make(rng_key, data):
             batch = _train.sample_batch(problem, self.domains, rng_key, self.num_targets, data)
-            theta0 = jax.vmap(lambda z: output_scale(z, jnp.zeros_like(output_scale.c0)))(batch.z)
+            theta0 = jax.vmap(output_scale.location)(batch.z)
             theta, info = solve_batch(problem, theta0, batch.v, batch.draw, batch.values, data)
             return batch._replace(target=theta), info.converged
 
@@ -304,6 +427,19 @@ class AmortizedWBB:
         from wbbgen.exact import samples_from_thetas
 
         return samples_from_thetas(problem, thetas, values, grids, {"loss": loss, "grad_norm": grad_norm}, attrs)
+
+    def tune(self, rng_key, result: WBBRunResult, *, criterion, hyper: Mapping, num_samples: int = 500,
+             prefer: str = "larger"):
+        """Evaluate a criterion over a grid and choose (:func:`wbbgen.tuning.tune`): returns a
+        :class:`~wbbgen.tuning.TuneResult` with ``best``, ``best_1se``, ``curve`` and ``plot()``.
+
+        Example:
+            >>> tuned = infer.tune(key, result, criterion=wbbgen.heldout_log_density(X_val, y_val),
+            ...                    hyper={"lam": grid})
+        """
+        from wbbgen.tuning import tune
+
+        return tune(self, rng_key, result, criterion=criterion, hyper=hyper, num_samples=num_samples, prefer=prefer)
 
     def to_inference_data(self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000):
         """:meth:`get_samples` as ArviZ InferenceData: posterior dims (chain, draw, <hyper>,

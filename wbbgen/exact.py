@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
 from wbbgen.hyper import grid_product
-from wbbgen.problem import Problem, draws, loss, make_problem, objective_stats
+from wbbgen.problem import Problem, check_differentiable, draws, loss, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.solver import SolverInfo, solve
 
@@ -227,6 +227,8 @@ def exact_wbb(
     pseudo = tuple(HyperDomain(n, None, bool(np.all(np.asarray(hyper[n]) > 0)), 0.0, 1.0, -np.inf, np.inf) for n in names)
     grids, mesh = grid_product(pseudo, hyper)
     values = mesh.reshape(-1, len(names))
+    check_finite_density(problem, jnp.asarray(values, problem.objective.init_params.dtype))
+    check_differentiable(problem, values[0])
     start = time.perf_counter()
     thetas, info, v, pdraw = solve_path(
         problem, rng_key, values, num_samples, method=method, tol=tol, max_steps=max_steps, progress_bar=progress_bar

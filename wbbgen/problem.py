@@ -13,12 +13,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from wbbgen.objective import Objective
 from wbbgen.prior import PriorDraw, PriorScheme, weighted_loss
 from wbbgen.weights import WeightScheme
 
-__all__ = ["Problem", "draws", "hyper_dict"]
+__all__ = ["Problem", "draws", "hyper_dict", "make_problem", "check_differentiable"]
 
 
 class Problem(NamedTuple):
@@ -73,3 +74,95 @@ def make_problem(model, args, kwargs, hyper_names, weights, prior_weight, obs_pl
     scheme = prior_scheme(prior_weight)
     objective = build_objective(model, args, kwargs, hyper_names, obs_plate)
     return Problem(objective, resolve_weights(weights, objective.num_obs), scheme, tuple(hyper_names))
+
+
+def check_differentiable(problem: Problem, values) -> None:
+    """Refuse a model whose log density cannot be optimised by gradients (issue 7).
+
+    At hyperparameter ``values`` (m,) (skipped when the log density is not finite there: the
+    pilot and the exact solver name such values):
+
+    * the gradient of the log density (likelihood + prior) must be finite at the starting
+      point θ₀ (the prior medians) wherever the density is: a NaN there (typically a
+      ``jnp.where`` whose untaken branch is NaN, e.g. ``where(x > c, sqrt(x - c), x)``)
+      stops every solve at its first step;
+    * the log likelihood must not be flat to autodiff in a coordinate it depends on: a
+      coordinate whose likelihood gradient is exactly 0 at θ₀ and at two random points
+      θ₀ + 0.5ε (fixed key) while the likelihood changes when that coordinate moves by ±1
+      is piecewise constant (``jnp.round``, ``floor``, comparisons, integer casts). Its
+      draws would silently sit at the prior. Coordinates the likelihood does not depend on
+      (a hierarchical scale seen only through the prior) are not flagged.
+
+    Raises ValueError naming the sites. Called by :meth:`wbbgen.AmortizedWBB.run` (at the
+    centre of the hyperparameters' support) and :func:`wbbgen.exact_wbb` (at the first grid value).
+    """
+    obj = problem.objective
+    data = obj.data
+    dtype = obj.init_params.dtype
+    centre = jnp.asarray(values, dtype)
+    theta0 = obj.init_params
+    noise = 0.5 * jax.random.normal(jax.random.key(0), (2, obj.num_params), dtype)
+    points = jnp.concatenate([theta0[None], theta0 + noise])
+
+    def functions(centre, data):
+        hyper = hyper_dict(problem, centre)
+
+        def loglik(theta):
+            return sum(jnp.sum(v) for v in obj.log_likelihood(theta, hyper, data).values())
+
+        return loglik, lambda theta: loglik(theta) + obj.log_prior(theta, hyper, data)
+
+    @jax.jit
+    def gradients(points, centre, data):
+        loglik, logdens = functions(centre, data)
+        f0, g0 = jax.value_and_grad(logdens)(points[0])
+        ll, gl = jax.vmap(jax.value_and_grad(loglik))(points)
+        return f0, g0, ll, jnp.all(gl == 0.0, axis=0)
+
+    @jax.jit
+    def moves(point, steps, centre, data):
+        loglik, _ = functions(centre, data)
+        return jax.vmap(loglik)(point + steps), jax.vmap(loglik)(point - steps)
+
+    f0, g0, ll, zero = (np.asarray(x) for x in gradients(points, centre, data))
+    if not np.isfinite(f0):
+        return
+    if not np.all(np.isfinite(g0)):
+        raise ValueError(
+            "the gradient of the model's log density is NaN/inf at the starting point (the prior medians) "
+            f"with respect to {_name_sites(problem, theta0, centre, ~np.isfinite(g0))}, although the log "
+            "density is finite there: typically a jnp.where whose untaken branch is NaN or inf (its "
+            "gradient is still computed, and 0 * NaN = NaN), or sqrt/log at 0. Guard the branch's input "
+            "too (the 'double where' trick: where(x > c, sqrt(where(x > c, x - c, 1.0)), x))."
+        )
+    candidates = np.flatnonzero(zero & np.isfinite(ll[1]))[:256]  # the ±1 probes cost a likelihood each
+    if candidates.size == 0:
+        return
+    steps = jnp.zeros((candidates.size, obj.num_params), dtype).at[jnp.arange(candidates.size), candidates].set(1.0)
+    up, down = (np.asarray(x) for x in moves(points[1], steps, centre, data))
+    moved = (np.isfinite(up) & (up != ll[1])) | (np.isfinite(down) & (down != ll[1]))
+    if moved.any():
+        flat = np.zeros(obj.num_params, bool)
+        flat[candidates[moved]] = True
+        raise ValueError(
+            f"the model's log likelihood changes with {_name_sites(problem, theta0, centre, flat)} but its "
+            "gradient with respect to them is exactly zero at three points: the likelihood is piecewise "
+            "constant there (jnp.round, floor, comparisons, integer casts), so gradient-based WBB cannot "
+            "move them from the prior. Make the model differentiable in its latent variables (e.g. a "
+            "smooth relaxation), or marginalise discrete structure out."
+        )
+
+
+def _name_sites(problem: Problem, theta0, centre, mask) -> str:
+    """Name the latent sites of the flagged unconstrained coordinates (the site whose
+    constrained value moves when the coordinate does)."""
+    obj = problem.objective
+    hyper = hyper_dict(problem, centre)
+    base = obj.constrain(theta0, hyper, obj.data)
+    hit = set()
+    for j in np.flatnonzero(mask)[:64]:
+        moved = obj.constrain(theta0.at[j].add(0.5), hyper, obj.data)
+        names = [k for k in base if not np.array_equal(np.asarray(base[k]), np.asarray(moved[k]))]
+        hit.add(repr(names[0]) if names else f"θ[{j}]")
+    hit = sorted(hit)
+    return "latent site" + ("s " if len(hit) > 1 else " ") + ", ".join(hit)

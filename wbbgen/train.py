@@ -37,7 +37,7 @@ import optax
 from tqdm.auto import tqdm
 
 from wbbgen.generator import OutputScale
-from wbbgen.problem import Problem, draws, hyper_dict, loss, prior_draw
+from wbbgen.problem import Problem, loss, prior_draw
 
 __all__ = [
     "Batch",

@@ -43,6 +43,7 @@ __all__ = [
     "double_bootstrap",
     "block",
     "resolve_weights",
+    "check_scheme",
 ]
 
 
@@ -174,15 +175,62 @@ _BY_NAME = {
 }
 
 
+#: Draws of a user's scheme checked by :func:`resolve_weights` (fixed key, once per call).
+_CHECK_DRAWS = 8
+
+
+def check_scheme(scheme: WeightScheme) -> WeightScheme:
+    """Draw ``_CHECK_DRAWS`` weight vectors with a fixed key and check them: ``sample`` gives
+    ``(draws, num_weights)``, ``expand`` gives ``(draws, num_obs)``, every weight is finite
+    and ≥ 0, and no draw is all zero. A scheme that is only occasionally wrong (negative
+    once in a million draws) can pass; the check catches schemes that are wrong by design.
+    """
+    batch = (_CHECK_DRAWS,)
+    v = jnp.asarray(scheme.sample(jax.random.key(0), batch))
+    if v.shape != (*batch, scheme.num_weights):
+        raise ValueError(
+            f"weight scheme {scheme.name!r}: sample(key, {batch}) returned shape {v.shape}, expected "
+            f"{(*batch, scheme.num_weights)} (batch shape + num_weights={scheme.num_weights})."
+        )
+    w = np.asarray(scheme.expand(v))
+    if w.shape != (*batch, scheme.num_obs):
+        raise ValueError(
+            f"weight scheme {scheme.name!r}: expand(v) returned shape {w.shape}, expected "
+            f"{(*batch, scheme.num_obs)} (batch shape + num_obs={scheme.num_obs}, one weight per observation)."
+        )
+    if not np.issubdtype(w.dtype, np.number) or np.issubdtype(w.dtype, np.complexfloating):
+        raise TypeError(f"weight scheme {scheme.name!r} returned weights of dtype {w.dtype}; weights must be real.")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(
+            f"weight scheme {scheme.name!r} drew NaN or inf weights ({int((~np.isfinite(w)).sum())} of {w.size} "
+            "in a check with a fixed key); weights must be finite."
+        )
+    if np.any(w < 0):
+        raise ValueError(
+            f"weight scheme {scheme.name!r} drew negative weights (min {w.min():.3g}, in a check with a fixed "
+            "key); WBB weights must be ≥ 0, or the weighted objective has no minimum."
+        )
+    if np.any(w.sum(-1) == 0):
+        raise ValueError(
+            f"weight scheme {scheme.name!r} drew a vector of all-zero weights (in a check with a fixed key); "
+            "such a draw ignores the data, and its optimum is the prior's."
+        )
+    return scheme
+
+
 def resolve_weights(weights, n: int) -> WeightScheme:
-    """Turn ``weights=`` (a name, a factory ``n -> WeightScheme`` or a scheme) into a scheme."""
+    """Turn ``weights=`` (a name, a factory ``n -> WeightScheme`` or a scheme) into a scheme.
+
+    A user's scheme (given as a scheme or a factory) is validated by :func:`check_scheme`;
+    the built-in names are not drawn (they are tested, and n may be large).
+    """
     if isinstance(weights, WeightScheme):
         if weights.num_obs != n:
             raise ValueError(
                 f"`weights` was built for {weights.num_obs} observations but the data have {n}; "
                 "rebuild it with the data's length."
             )
-        return weights
+        return check_scheme(weights)
     if isinstance(weights, str):
         if weights not in _BY_NAME:
             raise ValueError(f"`weights={weights!r}` is unknown; choose one of {sorted(_BY_NAME)}.")
