@@ -83,17 +83,29 @@ def p1_p3(smoke: bool) -> tuple[dict, dict, dict]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, t_exact = _timed(exact_wbb, keys[1], logistic_model, X, y, hyper={"lam": grid}, num_samples=S,
-                            progress_bar=False)
+        _, t_exact = _timed(
+            exact_wbb, keys[1], logistic_model, X, y, hyper={"lam": grid}, num_samples=S, progress_bar=False
+        )
         chains, warmup, draws = (1, 100, 50) if smoke else (4, 1000, 250)
-        _, t_nuts = _timed(nuts_reference, keys[2], logistic_model, X, y, hyper={"lam": grid}, num_chains=chains,
-                           num_warmup=warmup, num_samples=draws, progress_bar=False)
+        _, t_nuts = _timed(
+            nuts_reference,
+            keys[2],
+            logistic_model,
+            X,
+            y,
+            hyper={"lam": grid},
+            num_chains=chains,
+            num_warmup=warmup,
+            num_samples=draws,
+            progress_bar=False,
+        )
 
     # P3: warm evaluation, then the criterion curve on the same draws.
     reps = []
     for r in range(5):
-        samples, t = _timed(infer.get_samples, jax.random.fold_in(keys[3], r), result, hyper={"lam": grid},
-                            num_samples=S)
+        samples, t = _timed(
+            infer.get_samples, jax.random.fold_in(keys[3], r), result, hyper={"lam": grid}, num_samples=S
+        )
         reps.append(t)
     crit = heldout_log_density(Xte, yte)
     evaluate(logistic_model, samples, crit)  # compile
@@ -105,10 +117,14 @@ def p1_p3(smoke: bool) -> tuple[dict, dict, dict]:
         "unit": "× faster than NUTS (end to end)",
         "goal": 30.0,
         "met": bool(t_nuts / t_amortized >= 30.0),
-        "times_s": {"amortized_end_to_end": t_amortized, "amortized_train": result.diagnostics["train_s"],
-                    "amortized_pilot": result.diagnostics["pilot_s"],
-                    "amortized_fidelity": result.diagnostics.get("fidelity_s", 0.0),
-                    "nuts_grid": t_nuts, "exact_wbb_grid": t_exact},
+        "times_s": {
+            "amortized_end_to_end": t_amortized,
+            "amortized_train": result.diagnostics["train_s"],
+            "amortized_pilot": result.diagnostics["pilot_s"],
+            "amortized_fidelity": result.diagnostics.get("fidelity_s", 0.0),
+            "nuts_grid": t_nuts,
+            "exact_wbb_grid": t_exact,
+        },
         "exact_vs_nuts": t_nuts / t_exact,
         "setup": f"{K} λ × {S} draws; {num_steps} training steps; NUTS {chains} chains × ({warmup} + {draws})",
     }
@@ -117,7 +133,11 @@ def p1_p3(smoke: bool) -> tuple[dict, dict, dict]:
         "unit": "ms (samples + criterion curve, warm)",
         "goal": 20.0,
         "met": bool(1e3 * (t_eval + t_crit) <= 20.0),
-        "times_ms": {"get_samples": 1e3 * t_eval, "criterion_curve": 1e3 * t_crit, "first_call_with_compile": 1e3 * t_first},
+        "times_ms": {
+            "get_samples": 1e3 * t_eval,
+            "criterion_curve": 1e3 * t_crit,
+            "first_call_with_compile": 1e3 * t_first,
+        },
         "setup": f"{K} λ × {S} draws",
     }
     p6_logistic = result.fidelity
@@ -161,19 +181,35 @@ def run(out: str | Path, smoke: bool = False) -> dict:
         "P1": {**p1, "device": device},
         "P3": {**p3, "device": device},
         "P6": {**p6(smoke, fid), "device": device},
-        "P2": {"figure": None, "goal": "≥ 30× less wall time than exact refits, accuracy within 0.5 pp",
-               "met": None, "device": device, "note": "not measured: no MLP benchmark model yet"},
-        "P5": {"figure": None, "goal": "n = 10⁶, p = 100 within 4 GB", "met": None, "device": device,
-               "note": "not measured: the criterion has no data minibatches yet"},
+        "P2": {
+            "figure": None,
+            "goal": "≥ 30× less wall time than exact refits, accuracy within 0.5 pp",
+            "met": None,
+            "device": device,
+            "note": "not measured: no MLP benchmark model yet",
+        },
+        "P5": {
+            "figure": None,
+            "goal": "n = 10⁶, p = 100 within 4 GB",
+            "met": None,
+            "device": device,
+            "note": "not measured: the criterion has no data minibatches yet",
+        },
         "smoke": smoke,
     }
     (out / "perf.json").write_text(json.dumps(results, indent=2))
     lines = ["| target | measured | goal | met | device |", "|---|---|---|---|---|"]
-    fmt = {"P1": lambda r: f"{r['figure']:.1f}× (NUTS {r['times_s']['nuts_grid']:.0f} s vs amortized "
-                           f"{r['times_s']['amortized_end_to_end']:.0f} s; exact WBB {r['times_s']['exact_wbb_grid']:.0f} s)",
-           "P3": lambda r: f"{r['figure']:.1f} ms (samples {r['times_ms']['get_samples']:.1f} + curve "
-                           f"{r['times_ms']['criterion_curve']:.1f}; compile {r['times_ms']['first_call_with_compile']:.0f} ms)",
-           "P6": lambda r: f"sd {r['figure']['worst_sd_error']:.3f}, mean {r['figure']['worst_mean_error']:.3f} sd"}
+    fmt = {
+        "P1": lambda r: (
+            f"{r['figure']:.1f}× (NUTS {r['times_s']['nuts_grid']:.0f} s vs amortized "
+            f"{r['times_s']['amortized_end_to_end']:.0f} s; exact WBB {r['times_s']['exact_wbb_grid']:.0f} s)"
+        ),
+        "P3": lambda r: (
+            f"{r['figure']:.1f} ms (samples {r['times_ms']['get_samples']:.1f} + curve "
+            f"{r['times_ms']['criterion_curve']:.1f}; compile {r['times_ms']['first_call_with_compile']:.0f} ms)"
+        ),
+        "P6": lambda r: f"sd {r['figure']['worst_sd_error']:.3f}, mean {r['figure']['worst_mean_error']:.3f} sd",
+    }
     for key in ["P1", "P2", "P3", "P5", "P6"]:
         r = results[key]
         measured = fmt[key](r) if key in fmt else r["note"]

@@ -1,7 +1,5 @@
 """exact_wbb against closed forms, draw by draw, and against scipy on logistic regression."""
 
-import warnings
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,8 +55,9 @@ def test_weighted_mean_closed_form(reg_data, scheme):
     """μ* = (Σwᵢyᵢ + λ·a) / (Σwᵢ + w₀λ): a = the anchor (0 unless anchored), w₀ = 1 unless random."""
     _, y, _ = reg_data
     key = jax.random.key(1)
-    s = exact_wbb(key, normal_mean, y, hyper={"lam": GRID}, num_samples=40, prior_weight=scheme, tol=1e-9,
-                  progress_bar=False)
+    s = exact_wbb(
+        key, normal_mean, y, hyper={"lam": GRID}, num_samples=40, prior_weight=scheme, tol=1e-9, progress_bar=False
+    )
     v, w0, shift = _draws(normal_mean, (y,), scheme, key, GRID, 40)
     lam = GRID[:, None]
     want = (v @ np.asarray(y) + lam * shift[..., 0]) / (v.sum(1) + w0 * lam)
@@ -71,8 +70,9 @@ def test_weighted_ridge_closed_form(reg_data, scheme):
     """θ* = (XᵀWX + w₀λI)⁻¹(XᵀWy + λa) at every λ of the grid, draw by draw."""
     X, y, _ = reg_data
     key = jax.random.key(2)
-    s = exact_wbb(key, ridge, X, y, hyper={"lam": GRID}, num_samples=25, prior_weight=scheme, tol=1e-9,
-                  progress_bar=False)
+    s = exact_wbb(
+        key, ridge, X, y, hyper={"lam": GRID}, num_samples=25, prior_weight=scheme, tol=1e-9, progress_bar=False
+    )
     v, w0, shift = _draws(ridge, (X, y), scheme, key, GRID, 25)
     Xn, yn = np.asarray(X), np.asarray(y)
     for k, lam in enumerate(GRID):
@@ -88,13 +88,15 @@ def test_logistic_agrees_with_scipy(reg_data):
     X, _, yb = reg_data
     key = jax.random.key(3)
     grid = np.array([0.01, 1.0, 100.0])
-    s = exact_wbb(key, logistic, X, yb, hyper={"lam": grid}, num_samples=5, prior_weight="random", tol=1e-9,
-                  progress_bar=False)
+    s = exact_wbb(
+        key, logistic, X, yb, hyper={"lam": grid}, num_samples=5, prior_weight="random", tol=1e-9, progress_bar=False
+    )
     v, w0, _ = _draws(logistic, (X, yb), "random", key, grid, 5)
     Xn, yn = np.asarray(X), np.asarray(yb)
 
     for k, lam in enumerate(grid):
         for j in range(5):
+
             def f(b, k=k, j=j, lam=lam):
                 z = Xn @ b
                 return -np.sum(v[j] * (yn * z - np.logaddexp(0, z))) + 0.5 * w0[k, j] * lam * b @ b
@@ -110,8 +112,17 @@ def test_logistic_agrees_with_scipy(reg_data):
 def test_unconverged_draws_are_flagged_and_counted(reg_data):
     X, _, yb = reg_data
     with pytest.warns(ConvergenceWarning, match=r"\d+ of 20 exact WBB draws did not converge"):
-        s = exact_wbb(jax.random.key(4), logistic, X, yb, hyper={"lam": [0.01, 1.0]}, num_samples=10,
-                      max_steps=1, tol=1e-12, progress_bar=False)
+        s = exact_wbb(
+            jax.random.key(4),
+            logistic,
+            X,
+            yb,
+            hyper={"lam": [0.01, 1.0]},
+            num_samples=10,
+            max_steps=1,
+            tol=1e-12,
+            progress_bar=False,
+        )
     assert not s.stats["converged"].all()
     assert s.stats["converged"].shape == (2, 10)
     assert np.all(s.stats["decrement"][~s.stats["converged"]] > 1e-12)
@@ -160,8 +171,16 @@ def test_two_hyperparameters_outer_product(reg_data):
         with numpyro.plate("data", y.shape[0]):
             numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
-    s = exact_wbb(jax.random.key(7), model, y, hyper={"lam": [1.0, 10.0, 100.0], "loc": [-1.0, 1.0]},
-                  num_samples=6, prior_weight="fixed", tol=1e-9, progress_bar=False)
+    s = exact_wbb(
+        jax.random.key(7),
+        model,
+        y,
+        hyper={"lam": [1.0, 10.0, 100.0], "loc": [-1.0, 1.0]},
+        num_samples=6,
+        prior_weight="fixed",
+        tol=1e-9,
+        progress_bar=False,
+    )
     assert s["mu"].shape == (3, 2, 6)
     # μ* = (Σwy + λ·loc)/(Σw + λ): moves towards loc as λ grows.
     gap = s["mu"][:, 1].mean(-1) - s["mu"][:, 0].mean(-1)

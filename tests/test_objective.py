@@ -119,7 +119,9 @@ def test_function_model_matches_numpyro_model(data):
     b = build_objective(regression, (X, y), {}, ("lam",))
     theta = jnp.linspace(-1, 1, P + 1)
     h = {"lam": jnp.asarray(0.5)}
-    np.testing.assert_allclose(a.log_likelihood(theta, h, a.data)["obs"], b.log_likelihood(theta, h, b.data)["y"], rtol=1e-12)
+    np.testing.assert_allclose(
+        a.log_likelihood(theta, h, a.data)["obs"], b.log_likelihood(theta, h, b.data)["y"], rtol=1e-12
+    )
     np.testing.assert_allclose(a.log_prior(theta, h, a.data), b.log_prior(theta, h, b.data), rtol=1e-12)
 
 

@@ -76,8 +76,9 @@ def test_psis_loo_per_lambda_equals_arviz_on_the_slice(problem):
 
 
 def _curve(mean, sd, higher=True):
-    return xr.Dataset({"mean": ("lam", np.asarray(mean)), "sd": ("lam", np.asarray(sd))},
-                      coords={"lam": [0.1, 1.0, 10.0, 100.0]}).assign_attrs(criterion="c", higher_is_better=int(higher))
+    return xr.Dataset(
+        {"mean": ("lam", np.asarray(mean)), "sd": ("lam", np.asarray(sd))}, coords={"lam": [0.1, 1.0, 10.0, 100.0]}
+    ).assign_attrs(criterion="c", higher_is_better=int(higher))
 
 
 def test_choose_best_and_one_standard_error():
@@ -96,8 +97,9 @@ def test_tune_end_to_end(problem):
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
     result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
     grid = np.logspace(-2, 2, 9)
-    tuned = tune(infer, jax.random.key(3), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid},
-                 num_samples=50)
+    tuned = tune(
+        infer, jax.random.key(3), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid}, num_samples=50
+    )
     assert set(tuned.curve) == {"mean", "sd", "q05", "q50", "q95"} and tuned.values.shape == (9, 50)
     assert tuned.best["lam"] in grid and tuned.best_1se["lam"] >= tuned.best["lam"]
     assert tuned.plot() is not None
@@ -124,11 +126,13 @@ def test_gradient_search_finds_the_grid_optimum(problem):
     Xtr, ytr, Xva, yva, _ = problem
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
     result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
-    found = gradient_search(infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05,
-                            num_samples=64)
+    found = gradient_search(
+        infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
+    )
     grid = np.logspace(-2, 2, 41)
-    tuned = tune(infer, jax.random.key(4), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid},
-                 num_samples=64)
+    tuned = tune(
+        infer, jax.random.key(4), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid}, num_samples=64
+    )
     step = np.log(grid[1] / grid[0])
     assert abs(np.log(found.best["lam"] / tuned.best["lam"])) <= step + 1e-9
     assert found.values.shape == (4, 151) and np.all(np.diff(found.values[:, -20:], axis=1) > -1e-3)
@@ -167,8 +171,9 @@ def test_kfold_through_the_generator(problem):
     Xtr, ytr, _, _, _ = problem
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
     result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
-    curve, values = kfold_cv(infer, jax.random.key(5), result, hyper={"lam": [0.1, 1.0, 10.0]}, num_folds=5,
-                             num_samples=16)
+    curve, values = kfold_cv(
+        infer, jax.random.key(5), result, hyper={"lam": [0.1, 1.0, 10.0]}, num_folds=5, num_samples=16
+    )
     assert values.shape == (3, 16) and np.all(np.isfinite(values))
     masks = fold_masks(N, 5, jax.random.key(5))
     assert np.all(masks.sum(0) == 4) and np.all(masks.sum(1) == N - N // 5)

@@ -13,8 +13,12 @@ Z = 4.4  # two-sided normal quantile for a 1e-5 false-alarm rate per check
 
 @pytest.mark.parametrize(
     "scheme, var",
-    [(W.exponential(N), 1.0), (W.dirichlet(N), N / (N + 1)), (W.multinomial(N), 1 - 1 / N),
-     (W.double_bootstrap(N, 0.25), 0.25)],
+    [
+        (W.exponential(N), 1.0),
+        (W.dirichlet(N), N / (N + 1)),
+        (W.multinomial(N), 1 - 1 / N),
+        (W.double_bootstrap(N, 0.25), 0.25),
+    ],
 )
 def test_mean_one_and_variance(scheme, var):
     """E[wᵢ] = 1 and Var[wᵢ] as stated: Exp(1) → 1; n·Dir(1) → n/(n+1)·(1 − 1/n)·…≈ (n−1)/(n+1);

@@ -130,7 +130,11 @@ class AmortizedWBB:
         self.mode = mode
         self.num_targets = positive_int(num_targets, "num_targets")
         self.num_pilot = positive_int(num_pilot, "num_pilot")
-        if isinstance(fidelity_samples, bool) or not isinstance(fidelity_samples, (int, np.integer)) or fidelity_samples < 0:
+        if (
+            isinstance(fidelity_samples, bool)
+            or not isinstance(fidelity_samples, (int, np.integer))
+            or fidelity_samples < 0
+        ):
             raise ValueError(f"`fidelity_samples` must be an integer ≥ 0, got {fidelity_samples!r}.")
         self.fidelity_samples = int(fidelity_samples)
         self.chunk_size = positive_int(chunk_size, "chunk_size")
@@ -189,12 +193,18 @@ class AmortizedWBB:
                     f"`generator={self.generator!r}` is unknown; choose one of {sorted(_GENERATORS)} or pass a class."
                 )
         saved = self._plan_checkpoints(checkpoint_dir, checkpoint_every, resume)
-        problem = make_problem(self.model, args, kwargs, self.hyper_names, self.weights, self.prior_weight, self.obs_plate)
+        problem = make_problem(
+            self.model, args, kwargs, self.hyper_names, self.weights, self.prior_weight, self.obs_plate
+        )
         header = None
         if checkpoint_dir is not None:
             header = _ckpt.make_header(
-                problem=problem, args=args, kwargs=kwargs, settings=_io.describe_settings(self, problem),
-                num_steps=num_steps, rng_key=rng_key,
+                problem=problem,
+                args=args,
+                kwargs=kwargs,
+                settings=_io.describe_settings(self, problem),
+                num_steps=num_steps,
+                rng_key=rng_key,
             )
             if saved is not None:
                 _ckpt.check_header(saved[1], header, saved[0])
@@ -237,9 +247,15 @@ class AmortizedWBB:
 
         params, static = eqx.partition(gen, eqx.is_inexact_array)
         step = _train.build_step(
-            problem, self.domains, static, optimizer,
-            batch_size=self.batch_size, num_steps=num_steps, mode=self.mode,
-            on_nonfinite=self.on_nonfinite, targets=targets,
+            problem,
+            self.domains,
+            static,
+            optimizer,
+            batch_size=self.batch_size,
+            num_steps=num_steps,
+            mode=self.mode,
+            on_nonfinite=self.on_nonfinite,
+            targets=targets,
         )
         on_chunk = None
         if header is not None:
@@ -254,8 +270,14 @@ class AmortizedWBB:
             losses, seconds = np.zeros(0, previous.dtype), 0.0
         else:
             state, losses, seconds = _train.train(
-                step, state, k_train, data, num_steps=num_steps, chunk_size=self.chunk_size,
-                progress_bar=progress_bar, on_chunk=on_chunk,
+                step,
+                state,
+                k_train,
+                data,
+                num_steps=num_steps,
+                chunk_size=self.chunk_size,
+                progress_bar=progress_bar,
+                on_chunk=on_chunk,
             )
         losses = np.concatenate([previous, losses]) if previous.size else losses
         timings["train_s"] = seconds
@@ -428,8 +450,16 @@ class AmortizedWBB:
 
         return samples_from_thetas(problem, thetas, values, grids, {"loss": loss, "grad_norm": grad_norm}, attrs)
 
-    def tune(self, rng_key, result: WBBRunResult, *, criterion, hyper: Mapping, num_samples: int = 500,
-             prefer: str = "larger"):
+    def tune(
+        self,
+        rng_key,
+        result: WBBRunResult,
+        *,
+        criterion,
+        hyper: Mapping,
+        num_samples: int = 500,
+        prefer: str = "larger",
+    ):
         """Evaluate a criterion over a grid and choose (:func:`wbbgen.tuning.tune`): returns a
         :class:`~wbbgen.tuning.TuneResult` with ``best``, ``best_1se``, ``curve`` and ``plot()``.
 

@@ -40,9 +40,7 @@ def _dataset(
         value = np.asarray(value)
         extra = value.ndim - len(lead_dims)
         if extra < 0:
-            raise ValueError(
-                f"array {name!r} has shape {value.shape}; expected leading dims {lead_dims}."
-            )
+            raise ValueError(f"array {name!r} has shape {value.shape}; expected leading dims {lead_dims}.")
         data_vars[name] = (lead_dims + _site_dims(name, extra), value)
     ds = xr.Dataset(data_vars)
     used = {k: v for k, v in coords.items() if k in ds.dims}
@@ -113,5 +111,5 @@ def per_hyper(idata, fn, **hyper):
     Example:
         >>> per_hyper(idata, az.loo, lam=idata.posterior.lam.values)  # doctest: +SKIP
     """
-    (name, values), = hyper.items()
+    ((name, values),) = hyper.items()
     return {float(v): fn(idata.sel(**{name: v})) for v in np.atleast_1d(values)}

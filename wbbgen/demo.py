@@ -35,8 +35,15 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samples: int = 1000,
-             num_grid: int = 26, seed: int = 0, progress_bar: bool = True) -> dict:
+def run_demo(
+    out: str | Path = "demo-output",
+    *,
+    num_steps: int = 8000,
+    num_samples: int = 1000,
+    num_grid: int = 26,
+    seed: int = 0,
+    progress_bar: bool = True,
+) -> dict:
     """Run the demo; returns the summary that is also written to ``out/summary.json``."""
     import matplotlib
 
@@ -52,8 +59,10 @@ def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samp
     out.mkdir(parents=True, exist_ok=True)
     data = breast_cancer()
     X, y, Xte, yte = (jnp.asarray(a) for a in data[:4])
-    print(f"wbbgen demo: breast-cancer logistic regression, n_train={X.shape[0]}, n_test={Xte.shape[0]}, "
-          f"p={X.shape[1]}; λ ∈ [1e-2, 1e3]; {jax.devices()[0].platform.upper()}")
+    print(
+        f"wbbgen demo: breast-cancer logistic regression, n_train={X.shape[0]}, n_test={Xte.shape[0]}, "
+        f"p={X.shape[1]}; λ ∈ [1e-2, 1e3]; {jax.devices()[0].platform.upper()}"
+    )
     keys = jax.random.split(jax.random.key(seed), 4)
 
     infer = AmortizedWBB(logistic_model, hyper={"lam": dist.LogUniform(1e-2, 1e3)})
@@ -82,16 +91,21 @@ def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samp
         cells = " ".join(f"{beta[k, :, j].mean():>11.3f} ± {beta[k, :, j].std():<6.3f}" for j in show)
         b0 = np.asarray(samples["b0"])[k]
         mark = "  <- selected" if k == best else ""
-        print(f"{grid[k]:>9.3g} {cells} {b0.mean():>7.2f} ± {b0.std():<4.2f} "
-              f"{log_loss[k].mean():>11.4f} ± {log_loss[k].std():<6.4f}{mark}")
-    print(f"\nselected λ = {lam_best:.4g} (lowest mean held-out log-loss {log_loss[best].mean():.4f}; "
-          f"accuracy {_accuracy(samples, best, Xte, yte):.4f})")
+        print(
+            f"{grid[k]:>9.3g} {cells} {b0.mean():>7.2f} ± {b0.std():<4.2f} "
+            f"{log_loss[k].mean():>11.4f} ± {log_loss[k].std():<6.4f}{mark}"
+        )
+    print(
+        f"\nselected λ = {lam_best:.4g} (lowest mean held-out log-loss {log_loss[best].mean():.4f}; "
+        f"accuracy {_accuracy(samples, best, Xte, yte):.4f})"
+    )
 
     # Fidelity: the same draws (same key) through the generator and the exact solver.
     fid_grid = np.logspace(-2, 3, 5)
     gen5, _ = _timed(infer.get_samples, keys[2], result, hyper={"lam": fid_grid}, num_samples=num_samples)
-    exact5, t_exact = _timed(exact_wbb, keys[2], logistic_model, X, y, hyper={"lam": fid_grid},
-                             num_samples=num_samples, progress_bar=False)
+    exact5, t_exact = _timed(
+        exact_wbb, keys[2], logistic_model, X, y, hyper={"lam": fid_grid}, num_samples=num_samples, progress_bar=False
+    )
     print("\nFidelity: generator vs exact WBB on the same draws (β coordinates and b0)")
     print(f"{'λ':>9} {'sd ratio median':>16} {'sd ratio range':>16} {'max |Δmean|/sd':>15} {'exact converged':>16}")
     fidelity = []
@@ -101,9 +115,20 @@ def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samp
         ratio = g.std(0) / e.std(0)
         shift = np.abs(g.mean(0) - e.mean(0)) / e.std(0)
         conv = float(np.mean(exact5.stats["converged"][k]))
-        fidelity.append({"lam": float(lam), "sd_ratio_median": float(np.median(ratio)), "sd_ratio_min": float(ratio.min()),
-                         "sd_ratio_max": float(ratio.max()), "mean_shift_max": float(shift.max()), "exact_converged": conv})
-        print(f"{lam:>9.3g} {np.median(ratio):>16.3f} {ratio.min():>8.2f}-{ratio.max():<7.2f} {shift.max():>15.3f} {conv:>16.3f}")
+        fidelity.append(
+            {
+                "lam": float(lam),
+                "sd_ratio_median": float(np.median(ratio)),
+                "sd_ratio_min": float(ratio.min()),
+                "sd_ratio_max": float(ratio.max()),
+                "mean_shift_max": float(shift.max()),
+                "exact_converged": conv,
+            }
+        )
+        print(
+            f"{lam:>9.3g} {np.median(ratio):>16.3f} {ratio.min():>8.2f}-{ratio.max():<7.2f} "
+            f"{shift.max():>15.3f} {conv:>16.3f}"
+        )
 
     timings = {
         "train_total_s": t_run,
@@ -112,10 +137,13 @@ def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samp
         "generator_eval_s": t_eval,
         "exact_wbb_5_lambdas_s": t_exact,
     }
-    print(f"\nTimings: training {t_run:.1f} s (pilot {result.diagnostics['pilot_s']:.1f} s, "
-          f"{num_steps} steps {result.diagnostics['train_s']:.1f} s, fidelity {result.diagnostics.get('fidelity_s', 0):.1f} s); "
-          f"generator {len(grid)} λ × {num_samples} draws: {t_eval * 1e3:.0f} ms "
-          f"(first call with compilation {t_first:.2f} s); exact WBB 5 λ × {num_samples} draws: {t_exact:.1f} s")
+    print(
+        f"\nTimings: training {t_run:.1f} s (pilot {result.diagnostics['pilot_s']:.1f} s, "
+        f"{num_steps} steps {result.diagnostics['train_s']:.1f} s, "
+        f"fidelity {result.diagnostics.get('fidelity_s', 0):.1f} s); "
+        f"generator {len(grid)} λ × {num_samples} draws: {t_eval * 1e3:.0f} ms "
+        f"(first call with compilation {t_first:.2f} s); exact WBB 5 λ × {num_samples} draws: {t_exact:.1f} s"
+    )
 
     idata = infer.to_inference_data(keys[3], result, hyper={"lam": grid}, num_samples=min(num_samples, 500))
     idata.to_netcdf(str(out / "posterior.nc"))
@@ -131,8 +159,14 @@ def run_demo(out: str | Path = "demo-output", *, num_steps: int = 8000, num_samp
     fig.savefig(out / "validation_curve.png", dpi=120)
     plt.close("all")
 
-    summary = {"selected_lam": float(lam_best), "heldout_log_loss": float(log_loss[best].mean()),
-               "timings": timings, "fidelity": fidelity, "num_steps": num_steps, "num_samples": num_samples}
+    summary = {
+        "selected_lam": float(lam_best),
+        "heldout_log_loss": float(log_loss[best].mean()),
+        "timings": timings,
+        "fidelity": fidelity,
+        "num_steps": num_steps,
+        "num_samples": num_samples,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nwrote {out}/posterior.nc, regularisation_path.png, validation_curve.png, summary.json")
     return summary

@@ -72,7 +72,9 @@ def _path_step(problem: Problem, theta_prev, v, draw_k, value_k, method: str, to
     return solve_batch(problem, theta_prev, v, draw_k, vals, data, method=method, tol=tol, max_steps=max_steps)
 
 
-def solve_path(problem: Problem, rng_key, values, num_samples, *, method="auto", tol=1e-3, max_steps=None, progress_bar=False):
+def solve_path(
+    problem: Problem, rng_key, values, num_samples, *, method="auto", tol=1e-3, max_steps=None, progress_bar=False
+):
     """Exact draws over a list of hyperparameter values ``(K, m)``, warm-started in order.
 
     Returns ``(thetas (K, S, d), SolverInfo (K, S), v, prior_draws)``.
@@ -224,7 +226,9 @@ def exact_wbb(
     problem = make_problem(model, args, kwargs, names, weights, prior_weight, obs_plate)
     from wbbgen.hyper import HyperDomain
 
-    pseudo = tuple(HyperDomain(n, None, bool(np.all(np.asarray(hyper[n]) > 0)), 0.0, 1.0, -np.inf, np.inf) for n in names)
+    pseudo = tuple(
+        HyperDomain(n, None, bool(np.all(np.asarray(hyper[n]) > 0)), 0.0, 1.0, -np.inf, np.inf) for n in names
+    )
     grids, mesh = grid_product(pseudo, hyper)
     values = mesh.reshape(-1, len(names))
     check_finite_density(problem, jnp.asarray(values, problem.objective.init_params.dtype))

@@ -132,8 +132,21 @@ class MLPGenerator(eqx.Module):
     output_scale: OutputScale
     activation: Callable = eqx.field(static=True)
 
-    def __init__(self, num_weights, num_hyper, noise_dim, num_params, *, width=256, depth=2,
-                 activation=jax.nn.silu, rank=None, output_scale=None, key, dtype=None):
+    def __init__(
+        self,
+        num_weights,
+        num_hyper,
+        noise_dim,
+        num_params,
+        *,
+        width=256,
+        depth=2,
+        activation=jax.nn.silu,
+        rank=None,
+        output_scale=None,
+        key,
+        dtype=None,
+    ):
         dtype = dtype or jnp.result_type(float)
         rank = min(num_params, 128) if rank is None else rank
         keys = jax.random.split(key, depth + 7)
@@ -178,12 +191,34 @@ class LinearGenerator(eqx.Module):
     gain: eqx.nn.MLP
     B: eqx.nn.Linear
 
-    def __init__(self, num_weights, num_hyper, noise_dim, num_params, *, width=128, depth=2,
-                 activation=jax.nn.silu, output_scale=None, key, dtype=None):
+    def __init__(
+        self,
+        num_weights,
+        num_hyper,
+        noise_dim,
+        num_params,
+        *,
+        width=128,
+        depth=2,
+        activation=jax.nn.silu,
+        output_scale=None,
+        key,
+        dtype=None,
+    ):
         dtype = dtype or jnp.result_type(float)
         k1, k2, k3 = jax.random.split(key, 3)
-        self.base = MLPGenerator(0, num_hyper, noise_dim, num_params, width=width, depth=depth,
-                                 activation=activation, output_scale=output_scale, key=k1, dtype=dtype)
+        self.base = MLPGenerator(
+            0,
+            num_hyper,
+            noise_dim,
+            num_params,
+            width=width,
+            depth=depth,
+            activation=activation,
+            output_scale=output_scale,
+            key=k1,
+            dtype=dtype,
+        )
         self.gain = eqx.nn.MLP(num_hyper, num_params, width, depth, activation=activation, key=k2, dtype=dtype)
         lin = eqx.nn.Linear(num_weights, num_params, use_bias=False, key=k3, dtype=dtype)
         self.B = eqx.tree_at(lambda m: m.weight, lin, lin.weight / jnp.sqrt(3.0 * num_weights))

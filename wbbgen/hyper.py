@@ -109,8 +109,7 @@ def make_domains(hyper: Mapping[str, Distribution]) -> tuple[HyperDomain, ...]:
             support, (type(constraints.positive), type(constraints.interval(0.0, 1.0)))
         ):
             raise ValueError(
-                f"`hyper[{name!r}]` has support {support}; wbbgen supports real, positive and "
-                "interval supports."
+                f"`hyper[{name!r}]` has support {support}; wbbgen supports real, positive and interval supports."
             )
         bounded = isinstance(support, type(constraints.interval(0.0, 1.0)))
         log_scale = isinstance(support, type(constraints.positive)) or (
@@ -150,8 +149,7 @@ def grid_product(domains, hyper_grid: Mapping) -> tuple[dict[str, np.ndarray], n
                 )
         if d.log_scale and np.any(g <= 0):
             raise ValueError(
-                f"`hyper[{d.name!r}]` must be > 0 (it is a positive, log-scale hyperparameter); "
-                f"got {g[g <= 0]}."
+                f"`hyper[{d.name!r}]` must be > 0 (it is a positive, log-scale hyperparameter); got {g[g <= 0]}."
             )
         grids[d.name] = g
     mesh = np.stack(np.meshgrid(*grids.values(), indexing="ij"), axis=-1)

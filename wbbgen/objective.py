@@ -228,9 +228,7 @@ def _find_plate(site, obs_plate):
     if obs_plate is not None:
         frames = [f for f in frames if f.name == obs_plate]
         if not frames:
-            raise ValueError(
-                f"observed site {site['name']!r} is not inside the plate `obs_plate={obs_plate!r}`."
-            )
+            raise ValueError(f"observed site {site['name']!r} is not inside the plate `obs_plate={obs_plate!r}`.")
     if not frames:
         raise ValueError(
             f"observed site {site['name']!r} is not inside a plate, so wbbgen cannot weight its "
@@ -288,9 +286,9 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
     dummy_hyper = {name: jnp.asarray(1.0) for name in hyper_names}
     a0, kw0 = call(dynamic, dummy_hyper)
     seeded = handlers.seed(model, jax.random.key(0))
-    init_trace = handlers.trace(
-        handlers.substitute(seeded, substitute_fn=init_to_median(num_samples=15))
-    ).get_trace(*a0, **kw0)
+    init_trace = handlers.trace(handlers.substitute(seeded, substitute_fn=init_to_median(num_samples=15))).get_trace(
+        *a0, **kw0
+    )
 
     latent, observed, frames = {}, {}, {}
     for name, site in init_trace.items():
@@ -403,9 +401,7 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
 def _from_functions(fm: FunctionModel, args, kwargs, hyper_names):
     _check_hyper_names(fm.log_prior, hyper_names)
     if kwargs:
-        raise TypeError(
-            f"FunctionModel takes data as positional arguments only; got keywords {sorted(kwargs)}."
-        )
+        raise TypeError(f"FunctionModel takes data as positional arguments only; got keywords {sorted(kwargs)}.")
     dynamic, static = _split_data(args, {})
     init_flat, unravel = ravel_pytree(fm.init_params)
 
@@ -417,9 +413,7 @@ def _from_functions(fm: FunctionModel, args, kwargs, hyper_names):
     a0, _ = eqx.combine(dynamic, static)
     n_shape = jax.eval_shape(lambda: fm.log_likelihood(fm.init_params, *a0)).shape
     if len(n_shape) != 1:
-        raise ValueError(
-            f"`log_likelihood` must return one value per observation (shape (n,)), got shape {n_shape}."
-        )
+        raise ValueError(f"`log_likelihood` must return one value per observation (shape (n,)), got shape {n_shape}.")
 
     def log_prior(theta, hyper, data):
         return jnp.asarray(fm.log_prior(unravel(theta), **hyper))
@@ -478,9 +472,7 @@ def build_objective(model, args=(), kwargs=None, hyper_names=(), obs_plate=None)
     kwargs = dict(kwargs or {})
     clash = set(hyper_names) & set(kwargs)
     if clash:
-        raise ValueError(
-            f"{sorted(clash)} are given both as model keywords and in `hyper`; pass them in `hyper` only."
-        )
+        raise ValueError(f"{sorted(clash)} are given both as model keywords and in `hyper`; pass them in `hyper` only.")
     if isinstance(model, FunctionModel):
         return _from_functions(model, args, kwargs, tuple(hyper_names))
     if not callable(model):

@@ -26,7 +26,7 @@ def plot_path(samples: WBBSamples, site: str, *, coords=None, prob: float = 0.9,
     """
     if len(samples.hyper) != 1:
         raise ValueError("plot_path draws paths over one hyperparameter; select a slice of the others first.")
-    (name, grid), = samples.hyper.items()
+    ((name, grid),) = samples.hyper.items()
     x = np.asarray(samples[site])  # (K, S, *shape)
     x = x.reshape(x.shape[0], x.shape[1], -1)
     coords = range(x.shape[-1]) if coords is None else list(coords)
@@ -49,8 +49,9 @@ def plot_path(samples: WBBSamples, site: str, *, coords=None, prob: float = 0.9,
     return ax
 
 
-def plot_curve(grid, values, *, name: str = "lam", ylabel: str = "criterion", prob: float = 0.9,
-               selected=None, ax=None, label=None):
+def plot_curve(
+    grid, values, *, name: str = "lam", ylabel: str = "criterion", prob: float = 0.9, selected=None, ax=None, label=None
+):
     """A criterion per hyperparameter value with its spread over draws: ``values (K, S)``
     -> mean line and central ``prob`` band; ``selected`` marked."""
     values = np.asarray(values)

@@ -133,9 +133,7 @@ def nuts_reference(
     try:
         import blackjax  # noqa: F401
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'nuts_reference needs BlackJAX, a dependency of wbbgen: `pip install blackjax`.'
-        ) from err
+        raise ImportError("nuts_reference needs BlackJAX, a dependency of wbbgen: `pip install blackjax`.") from err
     import numpyro.infer.util as nutil
 
     for name, value in (

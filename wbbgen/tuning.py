@@ -175,11 +175,21 @@ class TuneResult(NamedTuple):
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 4.5))
         mean = self.curve["mean"].values
-        lo, hi = (self.curve["q05"].values, self.curve["q95"].values) if "q05" in self.curve else (
-            mean - self.curve["sd"].values, mean + self.curve["sd"].values)
+        lo, hi = (
+            (self.curve["q05"].values, self.curve["q95"].values)
+            if "q05" in self.curve
+            else (mean - self.curve["sd"].values, mean + self.curve["sd"].values)
+        )
         (line,) = ax.plot(grid, mean, lw=2, label=f"{self.curve.attrs['criterion']} (mean over w)")
-        ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2, lw=0,
-                        label="90 % band over w" if "q05" in self.curve else "± 1 se")
+        ax.fill_between(
+            grid,
+            lo,
+            hi,
+            color=line.get_color(),
+            alpha=0.2,
+            lw=0,
+            label="90 % band over w" if "q05" in self.curve else "± 1 se",
+        )
         ax.axvline(self.best[name], color="k", ls="--", lw=1, label=f"best {name}={self.best[name]:.3g}")
         ax.axvline(self.best_1se[name], color="0.4", ls=":", lw=1.5, label=f"1-SE {name}={self.best_1se[name]:.3g}")
         if np.all(grid > 0):
@@ -212,8 +222,9 @@ def choose(curve: xr.Dataset, prefer: str = "larger") -> tuple[dict, dict]:
     return best, {n: float(curve[n].values[i]) for n, i in zip(names, chosen)}
 
 
-def tune(infer, rng_key, result, *, criterion: Criterion, hyper: Mapping, num_samples: int = 500,
-         prefer: str = "larger") -> TuneResult:
+def tune(
+    infer, rng_key, result, *, criterion: Criterion, hyper: Mapping, num_samples: int = 500, prefer: str = "larger"
+) -> TuneResult:
     """Evaluate ``criterion`` on generator draws over the ``hyper`` grid and choose.
 
     Args:
@@ -243,8 +254,17 @@ class GradientSearchResult(NamedTuple):
     num_clipped: int  # steps that would have left the training support
 
 
-def gradient_search(infer, rng_key, result, *args, num_starts: int = 4, num_steps: int = 200,
-                    learning_rate: float = 0.05, num_samples: int = 64, **kwargs) -> GradientSearchResult:
+def gradient_search(
+    infer,
+    rng_key,
+    result,
+    *args,
+    num_starts: int = 4,
+    num_steps: int = 200,
+    learning_rate: float = 0.05,
+    num_samples: int = 64,
+    **kwargs,
+) -> GradientSearchResult:
     r"""Maximise the held-out log density of new data ``model(*args, **kwargs)`` over the
     hyperparameters, by gradient ascent through the generator (Lorraine & Duvenaud 2018,
     global scheme: the generator is trained over p(λ) first, then λ follows
@@ -291,8 +311,12 @@ def gradient_search(infer, rng_key, result, *args, num_starts: int = 4, num_step
     keys = jax.random.split(k_p, num_samples)
 
     def decode(z):
-        return jnp.stack([jnp.exp(d.center + d.half_width * z[i]) if d.log_scale else d.center + d.half_width * z[i]
-                          for i, d in enumerate(domains)])
+        return jnp.stack(
+            [
+                jnp.exp(d.center + d.half_width * z[i]) if d.log_scale else d.center + d.half_width * z[i]
+                for i, d in enumerate(domains)
+            ]
+        )
 
     def criterion(z):
         values = decode(z)
@@ -331,8 +355,9 @@ def gradient_search(infer, rng_key, result, *args, num_starts: int = 4, num_step
         )
     best = int(np.argmax(vals[:, -1]))
     trace = {d.name: _decode(d, paths[..., i]) for i, d in enumerate(domains)}
-    return GradientSearchResult({n: float(trace[n][best, -1]) for n in names}, float(vals[best, -1]), trace, vals,
-                                n_clipped)
+    return GradientSearchResult(
+        {n: float(trace[n][best, -1]) for n in names}, float(vals[best, -1]), trace, vals, n_clipped
+    )
 
 
 def fold_masks(num_weights: int, num_folds: int, rng_key) -> np.ndarray:
@@ -351,8 +376,9 @@ def fold_masks(num_weights: int, num_folds: int, rng_key) -> np.ndarray:
     return (fold[None, :] != np.arange(num_folds)[:, None]).astype(float)
 
 
-def kfold_cv(infer, rng_key, result, *, hyper: Mapping, num_folds: int = 10, num_samples: int = 200,
-             fold_key=None) -> tuple[xr.Dataset, np.ndarray]:
+def kfold_cv(
+    infer, rng_key, result, *, hyper: Mapping, num_folds: int = 10, num_samples: int = 200, fold_key=None
+) -> tuple[xr.Dataset, np.ndarray]:
     r"""K-fold cross-validation by weight deletion, through the generator.
 
     For fold k the weights of its rows are set to zero (for block weights, whole blocks),
@@ -405,8 +431,9 @@ def kfold_cv(infer, rng_key, result, *, hyper: Mapping, num_folds: int = 10, num
     return _curve_from_values(out, grids, "kfold_cv"), out
 
 
-def exact_kfold_cv(rng_key, model, *args, hyper: Mapping, num_folds: int = 10, num_samples: int = 50,
-                   fold_key=None, **kwargs) -> tuple[xr.Dataset, np.ndarray]:
+def exact_kfold_cv(
+    rng_key, model, *args, hyper: Mapping, num_folds: int = 10, num_samples: int = 50, fold_key=None, **kwargs
+) -> tuple[xr.Dataset, np.ndarray]:
     """:func:`kfold_cv` with exact WBB solves instead of the generator (the reference):
     per fold, :func:`wbbgen.exact_wbb` with the fold's weights set to zero."""
     import jax.numpy as jnp
@@ -422,10 +449,17 @@ def exact_kfold_cv(rng_key, model, *args, hyper: Mapping, num_folds: int = 10, n
     total = 0.0
     for k, mask in enumerate(masks):
         m = jnp.asarray(mask)
-        scheme = WeightScheme(f"exponential, fold {k} deleted", n, n, lambda key, shape, m=m: base.sample(key, shape) * m,
-                              lambda v: v, has_zeros=True)
-        s = exact_wbb(rng_key, model, *args, hyper=hyper, num_samples=num_samples, weights=scheme,
-                      progress_bar=False, **kwargs)
+        scheme = WeightScheme(
+            f"exponential, fold {k} deleted",
+            n,
+            n,
+            lambda key, shape, m=m: base.sample(key, shape) * m,
+            lambda v: v,
+            has_zeros=True,
+        )
+        s = exact_wbb(
+            rng_key, model, *args, hyper=hyper, num_samples=num_samples, weights=scheme, progress_bar=False, **kwargs
+        )
         ll = sum(s._log_likelihood().values())  # (K…, S, n)
         total = total + np.asarray(ll) @ (1.0 - mask)
     out = total / n
@@ -436,6 +470,11 @@ def exact_kfold_cv(rng_key, model, *args, hyper: Mapping, num_folds: int = 10, n
 def _curve_from_values(values, grids, name) -> xr.Dataset:
     dims = list(grids)
     q = np.quantile(values, [0.05, 0.5, 0.95], axis=-1)
-    data = {"mean": (dims, values.mean(-1)), "sd": (dims, values.std(-1)),
-            "q05": (dims, q[0]), "q50": (dims, q[1]), "q95": (dims, q[2])}
+    data = {
+        "mean": (dims, values.mean(-1)),
+        "sd": (dims, values.std(-1)),
+        "q05": (dims, q[0]),
+        "q50": (dims, q[1]),
+        "q95": (dims, q[2]),
+    }
     return xr.Dataset(data, coords=grids).assign_attrs(criterion=name, higher_is_better=1)

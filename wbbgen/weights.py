@@ -162,9 +162,7 @@ def block(
     def expand(v):
         return jnp.take(v, assignment, axis=-1)
 
-    return WeightScheme(
-        f"block({num_blocks}, {inner.name})", n, num_blocks, inner.sample, expand, inner.has_zeros
-    )
+    return WeightScheme(f"block({num_blocks}, {inner.name})", n, num_blocks, inner.sample, expand, inner.has_zeros)
 
 
 _BY_NAME = {
@@ -238,6 +236,5 @@ def resolve_weights(weights, n: int) -> WeightScheme:
     if callable(weights):
         return resolve_weights(weights(n), n)
     raise TypeError(
-        "`weights` must be a name, a WeightScheme or a function n -> WeightScheme, "
-        f"got {type(weights).__name__}."
+        f"`weights` must be a name, a WeightScheme or a function n -> WeightScheme, got {type(weights).__name__}."
     )
