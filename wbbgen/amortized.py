@@ -231,7 +231,9 @@ class AmortizedWBB:
             # The template is the state a fresh run builds, with the pilot's output scale
             # (whose values come from the checkpoint: the pilot solves are not repeated).
             path, saved_header, payload = saved
-            scale_like = OutputScale.identity(objective.num_params, len(self.domains), jnp.result_type(float))
+            scale_like = OutputScale.identity(
+                objective.num_params, _train.encoded_width(self.domains), jnp.result_type(float)
+            )
             like = eqx.filter_eval_shape(lambda: _train.init(build(scale_like), optimizer))
             like = _io.conform(like, saved_header["layout"], path, "checkpoint", _io.is_output_scale)
             scale_like = _io.conform(
