@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test-slow: $(STAMP)  ## statistical and reference checks
 
 bench: $(STAMP)  ## performance targets (P1, P3, P6) at full size -> bench-output/
 	$(BIN)/wbbgen bench perf --out bench-output
+
+notebooks: $(STAMP)  ## run notebooks/*.py at full size (~5 min) into notebooks/_build/
+	$(BIN)/python benchmarks/run_notebooks.py --out notebooks/_build
 
 lint: $(STAMP)
 	$(BIN)/ruff check wbbgen tests

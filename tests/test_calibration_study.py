@@ -49,8 +49,18 @@ def _study():
 study = _study()
 
 ROW_KEYS = {
-    "lam", "sd_ratio", "sd_ratio_mcse", "sd_ratio_min", "sd_ratio_max", "coverage_90", "coverage_90_mcse",
-    "max_abs_mean_shift", "max_abs_mean_shift_mcse", "max_abs_mean_shift_param", "meets_target", "per_param",
+    "lam",
+    "sd_ratio",
+    "sd_ratio_mcse",
+    "sd_ratio_min",
+    "sd_ratio_max",
+    "coverage_90",
+    "coverage_90_mcse",
+    "max_abs_mean_shift",
+    "max_abs_mean_shift_mcse",
+    "max_abs_mean_shift_param",
+    "meets_target",
+    "per_param",
 }
 
 
@@ -63,7 +73,11 @@ def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--smoke"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
     )
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -91,7 +105,9 @@ def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
             assert all(0 <= c <= 1 for c in per["exact_converged"])
             assert {"exact_wbb_grid_s", "generator_train_s", "generator_eval_s"} <= set(per["timings"])
     sbc = report["sbc"]
-    assert sbc["results"] and all(0 <= r["p_value"] <= 1 and sum(r["counts"]) == sbc["num_replicates"] for r in sbc["results"])
+    assert sbc["results"] and all(
+        0 <= r["p_value"] <= 1 and sum(r["counts"]) == sbc["num_replicates"] for r in sbc["results"]
+    )
     assert (tmp_path / "sbc_ranks.png").stat().st_size > 0
     md = (tmp_path / "calibration.md").read_text()
     assert "| data set |" in md and "Wall times" in md
@@ -157,7 +173,9 @@ def test_anchored_sd_ratio_matches_nuts_within_budget(synthetic_logistic):
         med = float(c.sd_ratio.median())
         mcse = float(c.sd_ratio_mcse.median())
         pred = float(np.median(first[k]))
-        assert abs(med - pred) <= Z * mcse + budget, f"λ={lam:g}: sd ratio {med:.3f}, first order {pred:.3f}, mcse {mcse:.3f}"
+        assert abs(med - pred) <= Z * mcse + budget, (
+            f"λ={lam:g}: sd ratio {med:.3f}, first order {pred:.3f}, mcse {mcse:.3f}"
+        )
         # and the theory itself says anchored WBB is close to the posterior on these data
         assert abs(pred - 1) < 0.05, f"λ={lam:g}: first-order sd ratio {pred:.3f}"
 

@@ -47,9 +47,9 @@ NUM_REPLICATES, NUM_DRAWS, NUM_BINS = 1000, 99, 10
 
 
 def _sbc():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("sbc", ROOT / "benchmarks" / "sbc.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # NamedTuple pickling/introspection looks the module up
     spec.loader.exec_module(module)
     return module
 
@@ -81,6 +81,8 @@ def test_anchored_wbb_ranks_are_uniform():
 
 @pytest.mark.parametrize("scheme", ["fixed", "random"])
 def test_sbc_rejects_schemes_that_miss_the_prior(scheme):
-    res = sbc.run_sbc(num_replicates=NUM_REPLICATES, num_draws=NUM_DRAWS, num_bins=NUM_BINS, lams=(1000.0,), scheme=scheme, seed=0)
+    res = sbc.run_sbc(
+        num_replicates=NUM_REPLICATES, num_draws=NUM_DRAWS, num_bins=NUM_BINS, lams=(1000.0,), scheme=scheme, seed=0
+    )
     critical = chi2.ppf(1 - ALPHA / res.chi2.size, NUM_BINS - 1)
     assert np.all(res.chi2 > critical), f"{scheme}: χ² = {res.chi2}"

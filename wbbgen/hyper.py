@@ -162,7 +162,9 @@ def check_grid(domains, grids: Mapping[str, np.ndarray], where: str, stacklevel:
         if d.choices is not None:  # validated by grid_product
             continue
         g = grids[d.name]
-        out = g[(g < d.low) | (g > d.high)]
+        # A relative tolerance of 1e-6: a grid end rounded to float32 is not extrapolation.
+        tol = 1e-6 * max(abs(d.low), abs(d.high), 1e-300)
+        out = g[(g < d.low - tol) | (g > d.high + tol)]
         if out.size:
             if d.log_scale:
                 dist = np.maximum(np.log10(d.low / out), np.log10(out / d.high))
