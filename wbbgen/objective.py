@@ -14,13 +14,16 @@ exposed:
 * :func:`log_prior` -- the prior density of the *constrained* value T(θ), **without** the
   Jacobian (a WBB optimiser is a weighted MAP in the model's own parametrisation; NumPyro's
   ``potential_energy`` adds log|J|, which is right for MCMC and wrong here);
-* :func:`log_prior_anchored` -- the density of θ in the *unconstrained* space, Jacobian
-  included, shifted by an anchor offset: :math:`\log q_λ(θ - a)`. With a = θ₀ − mode(q_λ)
-  and θ₀ a prior draw, the penalty's mode is the anchor: for a Gaussian prior N(m, Σ) this is
-  −½(θ − θ₀)ᵀΣ⁻¹(θ − θ₀), the randomised prior; for a scale parameter (HalfNormal,
-  Exponential, Gamma, LogNormal, ...) the prior's log density is moved along log σ so that its
-  mode sits at the anchor's image. A flat prior (``ImproperUniform``, e.g. an unpenalised
-  intercept) has nothing to anchor: its site gets a zero offset.
+* :func:`log_prior_anchored` -- the randomised prior on the *unconstrained* space (density
+  q_λ of θ there, Jacobian included), shifted by a random offset: :math:`\log q_λ(θ - a)`.
+  For a site on the real line a = θ₀ − mode(q_λ) with θ₀ a prior draw; for a Gaussian prior
+  N(m, Σ) this is −½(θ − θ₀)ᵀΣ⁻¹(θ − θ₀), the randomised prior. For a constrained site
+  (HalfNormal, Exponential, Gamma, LogNormal scales; Beta, Uniform probabilities) a is drawn
+  from the prior's Gaussian approximation at its mode, a = z/(−∂²log q_λ(mode))^{1/2},
+  z ~ N(0, I) -- the same law for a Gaussian, and no anchors deep in the skewed tails of
+  log-scale densities (a copy of log σ's density shifted to such an anchor pinned σ at 2× its
+  posterior sd in the calibration study). A flat prior (``ImproperUniform``, e.g. an
+  unpenalised intercept) has nothing to anchor: its site gets a zero offset.
 
 This is the only module that knows NumPyro's conventions (sign, spaces, plates). Everything
 else sees an :class:`Objective`: pure functions of ``(theta, hyper, data)`` where ``hyper`` is
@@ -41,7 +44,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.distributions import ExpandedDistribution, ImproperUniform, Independent, MaskedDistribution
-from numpyro.distributions.transforms import biject_to
+from numpyro.distributions.transforms import IdentityTransform, IndependentTransform, biject_to
 from numpyro.infer.initialization import init_to_median
 
 __all__ = ["Objective", "FunctionModel", "build_objective", "unconstrained_mode"]
@@ -160,6 +163,14 @@ def _factorised(fn) -> bool:
     while isinstance(fn, (Independent, ExpandedDistribution, MaskedDistribution)):
         fn = fn.base_dist
     return fn.event_shape == ()
+
+
+def _real_line(fn) -> bool:
+    """Whether a site lives on the real line (its bijection to the support is the identity)."""
+    transform = biject_to(fn.support)
+    while isinstance(transform, IndependentTransform):
+        transform = transform.base_transform
+    return isinstance(transform, IdentityTransform)
 
 
 def _improper(fn) -> bool:
@@ -329,6 +340,12 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
     init_flat, unravel = ravel_pytree(init_u)
     latent_shapes = {k: tuple(jnp.shape(s["value"])) for k, s in latent.items()}
     factorised = {k: _factorised(s["fn"]) for k, s in latent.items()}
+    # Constrained sites (scales, probabilities) take their anchor offset from the prior's
+    # Gaussian approximation at its mode, not from a prior draw: their unconstrained
+    # densities are skewed (log σ under a HalfNormal has an exponential left tail and a
+    # doubly-exponential right one), and a copy shifted to an anchor deep in the left tail
+    # pinned σ at 2× its posterior sd (calibration study, diabetes ridge).
+    gaussian_offset = {k: not _real_line(s["fn"]) for k, s in latent.items()}
 
     def model_trace(theta, hyper, data):
         from numpyro.infer.util import constrain_fn
@@ -356,18 +373,28 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
 
     def anchor(rng_key, hyper, data):
         a, kw = call(data, hyper)
+        k_prior, k_tilt = jax.random.split(rng_key)
         # Latent sites are drawn from the prior; flat (ImproperUniform) sites cannot be, so
         # they are held at the prior median and get no anchor.
         flat = {k: latent[k]["value"] for k in latent if _improper(latent[k]["fn"])}
-        prior_tr = handlers.trace(handlers.substitute(handlers.seed(model, rng_key), data=flat)).get_trace(*a, **kw)
+        prior_tr = handlers.trace(handlers.substitute(handlers.seed(model, k_prior), data=flat)).get_trace(*a, **kw)
         shifts, noises = {}, {}
-        for k in latent:
+        for i, k in enumerate(latent):
             fn = prior_tr[k]["fn"]
             if _improper(fn):  # a flat prior: nothing to anchor, its term is constant
                 shifts[k] = noises[k] = jnp.zeros_like(biject_to(fn.support).inv(prior_tr[k]["value"]))
                 continue
             u0 = biject_to(fn.support).inv(prior_tr[k]["value"])
             mode, curv, grad = _newton_mode(lambda v, fn=fn: _site_logq(fn, v), _start_value(fn), factorised[k])
+            if gaussian_offset[k]:
+                # a = z / √(−∂²log q(mode)), z ~ N(0, I): the offset drawn from the prior's
+                # Gaussian approximation at its mode (for a Gaussian prior, the same law as
+                # θ₀ − m). The generator sees z.
+                z = jax.random.normal(jax.random.fold_in(k_tilt, i), jnp.shape(u0), jnp.result_type(u0))
+                curved = curv < 0
+                shifts[k] = jnp.where(curved, z / jnp.sqrt(jnp.where(curved, -curv, 1.0)), 0.0)
+                noises[k] = z
+                continue
             shift = u0 - mode
             # Standardise: sqrt(-curvature) where the density is curved at its mode (Gaussian:
             # exactly (θ₀ − m)/σ); else |∂ log q| at the anchor (Laplace: |θ₀ − m| / b).
