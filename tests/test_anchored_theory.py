@@ -9,7 +9,7 @@ import pytest
 
 from wbbgen import exact_wbb
 
-N, P, S = 200, 3, 4000
+N, P, S = 200, 3, 2000
 GRID = np.array([1e-2, 1.0, 1e2, 1e4])
 
 
@@ -26,9 +26,9 @@ def test_anchored_ridge_matches_first_order_theory(k):
     rᵢ = yᵢ − xᵢᵀm, so Cov θ ≈ A⁻¹(B + λI)A⁻¹, B = Σ rᵢ² xᵢxᵢᵀ, and E θ ≈ m.
 
     Budgets (stated, not fitted): the predicted sd ratio sd_WBB/sd_post must hold to
-    4·(1/√(2S)) (Monte Carlo, S = 4000 draws: 0.045) plus 5·p/n = 0.075 (the second-order
+    4·(1/√(2S)) (Monte Carlo, S = 2000 draws: 0.063) plus 5·p/n = 0.075 (the second-order
     terms of a bootstrap variance are O(p/n) relative); the mean shift |E θ − m|/sd_post to
-    4/√S·(sd ratio) (MC: ≈ 0.065) plus 0.15 (the O(1/√n) second-order bias in sd units, n = 200).
+    4/√S·(sd ratio) (MC: ≈ 0.09) plus 0.15 (the O(1/√n) second-order bias in sd units, n = 200).
     The first-order ratio itself is 1 only up to the sampling noise of the sandwich B, of
     relative sd √(E r⁴ E x⁴ − 1)/√n ≈ 0.2 for Gaussian data at n = 200 (one coordinate here
     sits at 0.76 at small λ): that is WBB's own error, not wbbgen's. Where the prior dominates
