@@ -30,9 +30,9 @@ bench: $(STAMP)  ## performance targets (P1, P3, P6) at full size -> bench-outpu
 notebooks: $(STAMP)  ## run notebooks/*.py at full size (~5 min) into notebooks/_build/
 	$(BIN)/python benchmarks/run_notebooks.py --out notebooks/_build
 
-lint: $(STAMP)
-	$(BIN)/ruff check wbbgen tests
-	$(BIN)/ruff format --check wbbgen tests
+lint: $(STAMP)  ## ruff lint and format check (run by CI)
+	$(BIN)/ruff check wbbgen tests benchmarks notebooks
+	$(BIN)/ruff format --check wbbgen tests benchmarks notebooks
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

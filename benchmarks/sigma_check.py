@@ -4,11 +4,18 @@ Usage: python benchmarks/sigma_check.py   (x64; ~1-2 min on 2 CPU cores). Prints
 mean shift and 90 % coverage of sigma (and the last two beta coordinates) at lam = 0.1, 10, 1000.
 """
 
-import jax, jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist, warnings, time
+import warnings
 
-jax.config.update("jax_enable_x64", True)
-from wbbgen import exact_wbb, nuts_reference, calibration
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from wbbgen import calibration, exact_wbb, nuts_reference
 from wbbgen.datasets import diabetes
+
+jax.config.update("jax_enable_x64", True)  # a benchmark script, not the library
 
 d = diabetes(dtype=np.float64)
 X = jnp.asarray(d.X_train)
