@@ -370,6 +370,8 @@ class AmortizedWBB:
         P = max(self.num_pilot, 2 * len(self.domains) + 2)
         k_z, k_solve = jax.random.split(rng_key)
         values = _train.spread_values(self.domains, P, k_z)
+        # As many draws per value as the closing fidelity check uses: both then share one
+        # compiled per-λ solve (the path step is compiled per problem and draw count).
         thetas, info, _, _ = solve_path(problem, k_solve, values, self.fidelity_samples or 64)
         ok = np.asarray(info.converged) & np.all(np.isfinite(np.asarray(thetas)), -1)
         thetas = np.where(ok[..., None], np.asarray(thetas), np.nan)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
 from wbbgen.hyper import grid_product
-from wbbgen.problem import Problem, check_differentiable, draws, loss, make_problem
+from wbbgen.problem import Problem, check_differentiable, draws, hyper_dict, loss, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.solver import SolverInfo, solve
 
@@ -103,7 +103,7 @@ def _log_density_at_start(problem: Problem, values):
     objective = problem.objective
 
     def density(x):
-        h = _hd(problem, x)
+        h = hyper_dict(problem, x)
         ll = sum(jnp.sum(v) for v in objective.log_likelihood(objective.init_params, h, objective.data).values())
         return ll + objective.log_prior(objective.init_params, h, objective.data)
 
@@ -131,7 +131,7 @@ def _constrain_all(problem: Problem, thetas, values):
     data = problem.objective.data
 
     def at(theta_k, value_k):
-        return jax.vmap(lambda th: problem.objective.constrain(th, _hd(problem, value_k), data))(theta_k)
+        return jax.vmap(lambda th: problem.objective.constrain(th, hyper_dict(problem, value_k), data))(theta_k)
 
     return jax.vmap(at)(thetas, values)
 
@@ -140,7 +140,7 @@ def _constrain_all(problem: Problem, thetas, values):
 def _log_likelihood_all(problem: Problem, thetas, values):
     """Per-observation log likelihood of flat draws ``(K, S, d)``: ``{obs: (K, S, n)}``."""
     data = problem.objective.data
-    ll = lambda th, x: problem.objective.log_likelihood(th, _hd(problem, x), data)  # noqa: E731
+    ll = lambda th, x: problem.objective.log_likelihood(th, hyper_dict(problem, x), data)  # noqa: E731
     return jax.vmap(jax.vmap(ll, in_axes=(0, None)))(thetas, values)
 
 
@@ -165,12 +165,6 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
         return {k: shaped(x) for k, x in _log_likelihood_all(problem, thetas, values).items()}
 
     return WBBSamples(samples, grids, stats, attrs, log_likelihood, objective.observed)
-
-
-def _hd(problem, values):
-    from wbbgen.problem import hyper_dict
-
-    return hyper_dict(problem, values)
 
 
 def _check_hyper_grid(hyper):
@@ -226,12 +220,11 @@ def exact_wbb(
     problem = make_problem(model, args, kwargs, names, weights, prior_weight, obs_plate)
     from wbbgen.hyper import HyperDomain
 
-    pseudo = tuple(
-        HyperDomain(n, None, bool(np.all(np.asarray(hyper[n]) > 0)), 0.0, 1.0, -np.inf, np.inf) for n in names
-    )
-    grids, mesh = grid_product(pseudo, hyper)
+    # Grids without training domains: only their shape and finiteness are checked here; values
+    # outside a hyperparameter's domain are named by the finite-density check in solve_path.
+    unbounded = tuple(HyperDomain(n, None, False, 0.0, 1.0, -np.inf, np.inf) for n in names)
+    grids, mesh = grid_product(unbounded, hyper)
     values = mesh.reshape(-1, len(names))
-    check_finite_density(problem, jnp.asarray(values, problem.objective.init_params.dtype))
     check_differentiable(problem, values[0])
     start = time.perf_counter()
     thetas, info, v, pdraw = solve_path(

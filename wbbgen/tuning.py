@@ -144,14 +144,14 @@ def evaluate(model, samples: WBBSamples, criterion: Criterion) -> tuple[xr.Datas
     """The criterion curve -- ``mean``, ``sd`` and, for per-draw criteria, the 5/50/95 %
     quantiles over w, as an xarray Dataset over the hyper dims -- and the per-draw values."""
     values, mean, sd = criterion.evaluate(model, samples)
-    dims = list(samples.hyper)
-    data = {"mean": (dims, mean), "sd": (dims, sd)}
+    grids = {k: np.asarray(v) for k, v in samples.hyper.items()}
     if values is not None:
-        q = np.quantile(values, [0.05, 0.5, 0.95], axis=-1)
-        data.update({"q05": (dims, q[0]), "q50": (dims, q[1]), "q95": (dims, q[2])})
-    curve = xr.Dataset(data, coords={k: np.asarray(v) for k, v in samples.hyper.items()}).assign_attrs(
-        criterion=criterion.name, higher_is_better=int(criterion.higher_is_better)
-    )
+        curve = _curve_from_values(values, grids, criterion.name, criterion.higher_is_better)
+    else:
+        dims = list(grids)
+        curve = xr.Dataset({"mean": (dims, mean), "sd": (dims, sd)}, coords=grids).assign_attrs(
+            criterion=criterion.name, higher_is_better=int(criterion.higher_is_better)
+        )
     return curve, values
 
 
@@ -467,7 +467,8 @@ def exact_kfold_cv(
     return _curve_from_values(out, grids, "kfold_cv"), out
 
 
-def _curve_from_values(values, grids, name) -> xr.Dataset:
+def _curve_from_values(values, grids, name, higher_is_better: bool = True) -> xr.Dataset:
+    """Mean, sd and 5/50/95 % quantiles over the draws (last axis) of per-draw values."""
     dims = list(grids)
     q = np.quantile(values, [0.05, 0.5, 0.95], axis=-1)
     data = {
@@ -477,4 +478,4 @@ def _curve_from_values(values, grids, name) -> xr.Dataset:
         "q50": (dims, q[1]),
         "q95": (dims, q[2]),
     }
-    return xr.Dataset(data, coords=grids).assign_attrs(criterion=name, higher_is_better=1)
+    return xr.Dataset(data, coords=grids).assign_attrs(criterion=name, higher_is_better=int(higher_is_better))
