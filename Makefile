@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench notebooks clean
+.PHONY: demo test test-slow test-py312 lint bench bench-hpo notebooks docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,38 @@ bench: $(STAMP)  ## performance targets (P1, P3, P6) at full size -> bench-outpu
 notebooks: $(STAMP)  ## run notebooks/*.py at full size (~5 min) into notebooks/_build/
 	$(BIN)/python benchmarks/run_notebooks.py --out notebooks/_build
 
+bench-hpo: $(STAMP)  ## the tuning comparison (issue 5), every task and method at full size -> bench-output/hpo/
+	$(BIN)/wbbgen bench hpo --task all --methods all --out bench-output/hpo
+
+docs: $(STAMP)  ## the documentation site, warnings as errors -> docs/_build/html/
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
 lint: $(STAMP)  ## ruff lint and format check (run by CI)
 	$(BIN)/ruff check wbbgen tests benchmarks notebooks
 	$(BIN)/ruff format --check wbbgen tests benchmarks notebooks
 
+# The ArviZ 1.x / jax >= 0.11 leg: needs a Python >= 3.12 interpreter; a no-op (with a
+# message) where none exists.
+# The first interpreter that actually runs and is >= 3.12 (a pyenv shim for a version that is
+# not selected exits non-zero, so `command -v` alone is not enough).
+PY312 ?= $(shell for p in python3.12 python3.13 $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && command -v $$p && break; done)
+VENV312 := .venv312
+STAMP312 := $(VENV312)/.installed
+
+$(STAMP312): pyproject.toml
+	$(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV312)/bin/python -m pip install --quiet -e ".[test,hpo]" "arviz>=1.0" "jax>=0.11"
+	touch $(STAMP312)
+
+ifeq ($(PY312),)
+test-py312:  ## the suite on Python >= 3.12 with arviz 1.x and jax >= 0.11
+	@echo "test-py312: no python3.12 interpreter found; skipping the ArviZ 1.x leg"
+else
+test-py312: $(STAMP312)  ## the suite on Python >= 3.12 with arviz 1.x and jax >= 0.11
+	$(VENV312)/bin/python -m pytest -q -n $(WORKERS) --dist loadfile
+endif
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) $(VENV312) demo-output .pytest_cache docs/_build

@@ -5,7 +5,7 @@ generator trained once (:class:`AmortizedWBB`), as ArviZ InferenceData with a hy
 dimension.
 """
 
-from wbbgen import io, tuning, weights
+from wbbgen import datasets, io, models, tuning, weights
 from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
