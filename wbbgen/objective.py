@@ -286,7 +286,7 @@ def _per_observation(site, frame):
     return lp.reshape(frame.size, -1).sum(-1)
 
 
-def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
+def _from_numpyro(model, args, kwargs, hyper_names, obs_plate, hyper_init=None):
     _check_hyper_names(model, hyper_names)
     dynamic, static = _split_data(args, kwargs)
 
@@ -294,7 +294,7 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate):
         a, kw = eqx.combine(data, static)
         return a, {**kw, **hyper}
 
-    dummy_hyper = {name: jnp.asarray(1.0) for name in hyper_names}
+    dummy_hyper = {name: jnp.asarray((hyper_init or {}).get(name, 1.0)) for name in hyper_names}
     a0, kw0 = call(dynamic, dummy_hyper)
     seeded = handlers.seed(model, jax.random.key(0))
     init_trace = handlers.trace(handlers.substitute(seeded, substitute_fn=init_to_median(num_samples=15))).get_trace(
@@ -486,7 +486,7 @@ def _as_dict(tree):
     return tree if isinstance(tree, Mapping) else {"theta": tree}
 
 
-def build_objective(model, args=(), kwargs=None, hyper_names=(), obs_plate=None) -> Objective:
+def build_objective(model, args=(), kwargs=None, hyper_names=(), obs_plate=None, hyper_init=None) -> Objective:
     """Reduce ``model(*args, **kwargs, **hyper)`` to an :class:`Objective`.
 
     Args:
@@ -495,6 +495,8 @@ def build_objective(model, args=(), kwargs=None, hyper_names=(), obs_plate=None)
         args, kwargs: the model's data arguments.
         hyper_names: keyword names that carry hyperparameters (traced, never constants).
         obs_plate: name of the plate indexing observations, when a site sits in several.
+        hyper_init: ``{name: value}`` the model is traced with to find its sites' shapes
+            (default 1.0 each); array-valued hyperparameters pass an array of their shape.
     """
     kwargs = dict(kwargs or {})
     clash = set(hyper_names) & set(kwargs)
@@ -504,4 +506,4 @@ def build_objective(model, args=(), kwargs=None, hyper_names=(), obs_plate=None)
         return _from_functions(model, args, kwargs, tuple(hyper_names))
     if not callable(model):
         raise TypeError(f"`model` must be a NumPyro model function or a FunctionModel, got {model!r}.")
-    return _from_numpyro(model, args, kwargs, tuple(hyper_names), obs_plate)
+    return _from_numpyro(model, args, kwargs, tuple(hyper_names), obs_plate, hyper_init)

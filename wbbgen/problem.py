@@ -29,11 +29,22 @@ class Problem(NamedTuple):
     weights: WeightScheme
     prior: PriorScheme
     hyper_names: tuple[str, ...]
+    # Array-valued hyperparameters (wbbgen.hypertrain): the shape of each name's value; the
+    # values vector then concatenates the flattened arrays. None: one scalar per name.
+    hyper_shapes: tuple[tuple[int, ...], ...] | None = None
 
 
 def hyper_dict(problem: Problem, values: jax.Array) -> dict[str, jax.Array]:
-    """``(m,)`` hyperparameter values -> ``{name: scalar}`` (the model's keywords)."""
-    return {name: values[i] for i, name in enumerate(problem.hyper_names)}
+    """``(m,)`` hyperparameter values -> ``{name: value}`` (the model's keywords): one scalar
+    per name, or, with ``problem.hyper_shapes``, consecutive slices reshaped to each shape."""
+    if problem.hyper_shapes is None:
+        return {name: values[i] for i, name in enumerate(problem.hyper_names)}
+    out, start = {}, 0
+    for name, shape in zip(problem.hyper_names, problem.hyper_shapes):
+        size = int(np.prod(shape, dtype=int))
+        out[name] = values[start : start + size].reshape(shape)
+        start += size
+    return out
 
 
 def prior_draw(problem: Problem, rng_key, values, data) -> PriorDraw:
@@ -65,15 +76,18 @@ def objective_stats(problem: Problem, theta, v, draw, values, data):
     return f, jnp.max(jnp.abs(g))
 
 
-def make_problem(model, args, kwargs, hyper_names, weights, prior_weight, obs_plate=None) -> Problem:
-    """Build the :class:`Problem` for ``model(*args, **kwargs)`` (validates every input)."""
+def make_problem(model, args, kwargs, hyper_names, weights, prior_weight, obs_plate=None, hyper_shapes=None) -> Problem:
+    """Build the :class:`Problem` for ``model(*args, **kwargs)`` (validates every input);
+    ``hyper_shapes`` declares array-valued hyperparameters (see :func:`hyper_dict`)."""
     from wbbgen.objective import build_objective
     from wbbgen.prior import prior_scheme
     from wbbgen.weights import resolve_weights
 
     scheme = prior_scheme(prior_weight)
-    objective = build_objective(model, args, kwargs, hyper_names, obs_plate)
-    return Problem(objective, resolve_weights(weights, objective.num_obs), scheme, tuple(hyper_names))
+    init = None if hyper_shapes is None else {n: np.ones(sh) for n, sh in zip(hyper_names, hyper_shapes)}
+    objective = build_objective(model, args, kwargs, hyper_names, obs_plate, hyper_init=init)
+    shapes = None if hyper_shapes is None else tuple(tuple(int(k) for k in sh) for sh in hyper_shapes)
+    return Problem(objective, resolve_weights(weights, objective.num_obs), scheme, tuple(hyper_names), shapes)
 
 
 def check_differentiable(problem: Problem, values) -> None:
