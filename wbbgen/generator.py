@@ -63,7 +63,10 @@ class OutputScale(eqx.Module):
 
     @staticmethod
     def _poly(coef, z0):
-        powers = jnp.clip(z0, -1.0, 1.0) ** jnp.arange(coef.shape[0], dtype=coef.dtype)
+        # Powers by cumulative product: the gradient of x ** k at x = 0 is 0 * x ** -1 = NaN
+        # for k = 0, which would poison a hypergradient taken at the centre of the support.
+        x = jnp.clip(z0, -1.0, 1.0).astype(coef.dtype)
+        powers = jnp.cumprod(jnp.concatenate([jnp.ones(1, coef.dtype), jnp.full(coef.shape[0] - 1, x)]))
         return powers @ coef
 
     def location(self, z):
