@@ -209,7 +209,7 @@ def local_hypertrain(
     test_kwargs: Mapping | None = None,
     num_steps: int = 2000,
     chunk_size: int = 100,
-    sigma: float = 0.5,
+    perturb_scale: float = 0.5,
     encode_scale: float = 2.0,
     hyper_bounds: tuple[float, float] = (-12.0, 12.0),
     learning_rate: float = 1e-3,
@@ -239,7 +239,8 @@ def local_hypertrain(
         test_args, test_kwargs: optional test data, only recorded in the trace.
         num_steps: alternating steps (one generator step and one hyper step each).
         chunk_size: steps per compiled ``lax.scan`` chunk; losses are recorded between chunks.
-        sigma: sd of the log-λ perturbation of the generator step (the neighbourhood it learns).
+        perturb_scale: sd σ of the log-λ perturbation of the generator step (the neighbourhood
+            it learns).
         encode_scale: the generator sees z = (u − u₀)/encode_scale.
         hyper_bounds: û is kept in this box (log scale).
         learning_rate, hyper_learning_rate: Adam step sizes for φ and û.
@@ -320,7 +321,7 @@ def local_hypertrain(
         hyper_optimizer,
         u0=u0,
         encode_scale=float(encode_scale),
-        sigma=float(sigma),
+        sigma=float(perturb_scale),
         batch_size=positive_int(batch_size, "batch_size"),
         val_batch_size=positive_int(val_batch_size, "val_batch_size"),
         hyper_prior_scale=None if hyper_prior_scale is None else float(hyper_prior_scale),
