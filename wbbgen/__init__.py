@@ -5,13 +5,14 @@ generator trained once (:class:`AmortizedWBB`), as ArviZ InferenceData with a hy
 dimension.
 """
 
-from wbbgen import datasets, io, models, tuning, weights
+from wbbgen import datasets, hypertrain, io, models, tuning, weights
 from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
 from wbbgen.criteria import log_predictive, lppd
 from wbbgen.exact import ConvergenceWarning, exact_wbb
 from wbbgen.hyper import Choice, ExtrapolationWarning
+from wbbgen.hypertrain import local_hypertrain
 from wbbgen.io import FileFormatError, MismatchError
 from wbbgen.objective import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
@@ -36,6 +37,10 @@ __all__ = [
     "Choice",
     "weights",
     "io",
+    "datasets",
+    "models",
+    "hypertrain",
+    "local_hypertrain",
     "tuning",
     "tune",
     "heldout_log_density",

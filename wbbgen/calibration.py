@@ -28,7 +28,7 @@ Monte Carlo standard errors (``*_mcse``), first order, W and R independent:
   pooled ECDF). ``wasserstein_mcse`` is this noise scale divided by s_R; W₁/mcse then has
   mean 1 and sd 0.35 (simulated, normal draws), so W₁ below ~3× it is Monte Carlo noise.
   For a normal, ∫√(Φ(1−Φ)) dx = 1.61 and the scale is 1.29·√(1/N_W + 1/ESS); for a shift
-  well above the noise W₁ = |m_W − m_R| and its sd √(1/N_W + 1/ESS)·s is 0.78× the scale.
+  well above the noise :math:`W_1 = |m_W - m_R|` and its sd √(1/N_W + 1/ESS)·s is 0.78× the scale.
 
 Example:
     >>> cal = calibration(wbb_idata, nuts_idata)  # doctest: +SKIP

@@ -11,6 +11,8 @@ __all__ = ["Split", "ValSplit", "breast_cancer", "diabetes", "digits", "digits_s
 
 
 class Split(NamedTuple):
+    """A train / test split: standardised features, targets and the feature names."""
+
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray

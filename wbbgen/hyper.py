@@ -41,6 +41,7 @@ class Choice:
         self.values = tuple(float(v) for v in vals)
 
     def sample(self, rng_key, batch_shape=()):
+        """Uniform draws of the choices, of shape ``batch_shape`` (how training samples them)."""
         idx = jax.random.randint(rng_key, batch_shape, 0, len(self.values))
         return jnp.asarray(self.values)[idx]
 

@@ -75,6 +75,9 @@ class HyperTrainState(NamedTuple):
 
 
 class HyperTrainInfo(NamedTuple):
+    """Per-step diagnostics: the generator step's loss, the validation loss before the hyper
+    step, and the norm of the hypergradient."""
+
     train_loss: jax.Array  # (1/n) weighted objective of the generator step
     val_loss: jax.Array  # E_w[−(1/ñ) Σ log p(ỹ | θ)] at û before the hyper step
     hyper_grad_norm: jax.Array
@@ -135,6 +138,8 @@ def predictive_loss(objective, thetas, hyper, data):
 
 
 def init(generator, u0, optimizer, hyper_optimizer) -> HyperTrainState:
+    """The initial :class:`HyperTrainState`: the generator's arrays, û = ``u0`` and both
+    optimisers' states."""
     params, _ = eqx.partition(generator, eqx.is_inexact_array)
     u0 = jnp.asarray(u0)
     state = HyperTrainState(params, optimizer.init(params), u0, hyper_optimizer.init(u0), jnp.int32(0))

@@ -32,6 +32,7 @@ from wbbgen.objective import Objective
 
 __all__ = ["PriorDraw", "PriorScheme", "prior_scheme", "weighted_loss", "SCHEMES"]
 
+#: The names ``prior_weight=`` accepts; the first is the default.
 SCHEMES = ("anchored", "random", "fixed")
 
 

@@ -12,7 +12,7 @@ Grid strategy (``grid_method``; measured, the default chosen from it):
   a host loop with a tqdm bar; the program is cached, so a new grid of any length, a new
   key or new data of the same shapes is not recompiled.
 * ``"scan"``: ``lax.map`` over λ inside one compiled program (no progress bar).
-* ``"vmap"``: ``jax.vmap`` over λ. NUTS trees are ``while_loop``s; batched over λ every
+* ``"vmap"``: ``jax.vmap`` over λ. NUTS trees are ``while_loop`` loops; batched over λ every
   lane waits for the deepest tree at any λ.
 
 Measured on 2 CPU cores, x64, logistic regression with prior β ~ N(0, 1/λ),
