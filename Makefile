@@ -49,15 +49,17 @@ PY312 ?= $(shell for p in python3.12 python3.13 $(HOME)/.pyenv/versions/3.1[2-9]
 VENV312 := .venv312
 STAMP312 := $(VENV312)/.installed
 
+# h5netcdf >= 1.8 no longer pulls in h5py (arviz 0.x did; arviz 1.x does not): without it
+# idata.to_netcdf fails, hence "h5netcdf[h5py]".
 $(STAMP312): pyproject.toml
 	$(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV312)/bin/python -m pip install --quiet -e ".[test,hpo]" "arviz>=1.0" "jax>=0.11"
+	$(VENV312)/bin/python -m pip install --quiet -e ".[test,hpo]" "arviz>=1.0" "jax>=0.11" "h5netcdf[h5py]"
 	touch $(STAMP312)
 
 ifeq ($(PY312),)
 test-py312:  ## the suite on Python >= 3.12 with arviz 1.x and jax >= 0.11
-	@echo "test-py312: no python3.12 interpreter found; skipping the ArviZ 1.x leg"
+	@echo "test-py312: no working Python >= 3.12 interpreter found; skipping the ArviZ 1.x leg"
 else
 test-py312: $(STAMP312)  ## the suite on Python >= 3.12 with arviz 1.x and jax >= 0.11
 	$(VENV312)/bin/python -m pytest -q -n $(WORKERS) --dist loadfile

@@ -9,8 +9,10 @@ and :func:`wbbgen.nuts_reference`:
 * ``observed_data[obs]``: dims ``(<obs>_dim_0, ...)`` (no hyper dims);
 * ``sample_stats[name]``: dims ``(chain, draw, <hyper names...>)``.
 
-On arviz 0.x the groups are wrapped in :class:`arviz.InferenceData`, on arviz 1.x in an
-:class:`xarray.DataTree`; both support ``idata.posterior.sel(lam=0.1)``.
+On arviz 0.x (Python 3.11) the groups are wrapped in :class:`arviz.InferenceData`, on arviz
+1.x (Python >= 3.12) in an :class:`xarray.DataTree`; both support ``idata.sel(lam=0.1)``,
+``az.summary``, ``az.plot_forest``, and ``az.loo``/``az.compare`` on λ slices. The two lines
+return ``az.loo`` results of different types: :func:`elpd_loo` reads either.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-__all__ = ["build_inference_data", "per_hyper"]
+__all__ = ["build_inference_data", "per_hyper", "elpd_loo", "arviz_major"]
+
+
+def arviz_major() -> int:
+    """The installed ArviZ major version: 0 (InferenceData) or 1 (DataTree)."""
+    import arviz as az
+
+    return int(az.__version__.split(".")[0])
 
 
 def _site_dims(name: str, ndim: int) -> list[str]:
@@ -75,8 +84,6 @@ def build_inference_data(
         >>> idata.posterior["b"].sel(lam=1.0).shape
         (1, 5, 2)
     """
-    import arviz as az
-
     hyper_names = list(hyper)
     coords = {name: np.asarray(grid) for name, grid in hyper.items()}
     lead = ["chain", "draw", *hyper_names]
@@ -88,8 +95,10 @@ def build_inference_data(
         "sample_stats": _dataset(sample_stats, lead, coords, attrs),
     }
     groups = {k: v for k, v in groups.items() if v is not None}
-    if int(az.__version__.split(".")[0]) >= 1:  # arviz 1.x returns DataTree
+    if arviz_major() >= 1:  # arviz 1.x works on DataTree (az.InferenceData is gone)
         return xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+    import arviz as az
+
     return az.InferenceData(**groups)
 
 
@@ -113,3 +122,23 @@ def per_hyper(idata, fn, **hyper):
     """
     ((name, values),) = hyper.items()
     return {float(v): fn(idata.sel(**{name: v})) for v in np.atleast_1d(values)}
+
+
+def elpd_loo(idata) -> tuple[float, float]:
+    """PSIS-LOO ``(elpd, se)`` of one slice, ``az.loo(idata)``, on either ArviZ line.
+
+    elpd_loo = Σᵢ log Σₛ w̃ᵢₛ p(yᵢ | θₛ) / Σₛ w̃ᵢₛ with Pareto-smoothed importance weights
+    w̃ᵢₛ ∝ 1 / p(yᵢ | θₛ); ``se`` = √n · sd of the pointwise terms. ArviZ 0.x returns a
+    Series (``res["elpd_loo"]``, ``res["se"]``), 1.x an object (``res.elpd``, ``res.se``).
+    Pass one hyper slice (``idata.sel(lam=...)``): ArviZ folds an extra dimension into the
+    observations. Pareto-k warnings from ArviZ pass through.
+
+    Example:
+        >>> elpd, se = elpd_loo(idata.sel(lam=1.0))  # doctest: +SKIP
+    """
+    import arviz as az
+
+    res = az.loo(idata)
+    if arviz_major() >= 1:
+        return float(res.elpd), float(res.se)
+    return float(res["elpd_loo"]), float(res["se"])

@@ -125,7 +125,7 @@ def psis_loo() -> Criterion:
     each slice); ``sd`` is ArviZ's standard error. Pareto-k warnings from ArviZ pass through."""
 
     def evaluate(model, samples):
-        import arviz as az
+        from wbbgen.convert import elpd_loo  # ArviZ 0.x and 1.x return different objects
 
         idata = samples.to_inference_data()
         names = list(samples.hyper)
@@ -133,8 +133,7 @@ def psis_loo() -> Criterion:
         mean, sd = np.empty(shape), np.empty(shape)
         for idx in np.ndindex(*shape):
             sel = {n: samples.hyper[n][i] for n, i in zip(names, idx)}
-            res = az.loo(idata.sel(**sel))
-            mean[idx], sd[idx] = res["elpd_loo"], res["se"]
+            mean[idx], sd[idx] = elpd_loo(idata.sel(**sel))
         return None, mean, sd
 
     return Criterion("elpd_loo", evaluate, True)
