@@ -40,6 +40,7 @@ REQUIRED_MODULES = [
     "wbbgen.weights",
     "wbbgen.tuning",
     "wbbgen.hypertrain",
+    "wbbgen.baselines",
     "wbbgen.io",
     "wbbgen.models",
     "wbbgen.datasets",

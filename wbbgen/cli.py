@@ -1,5 +1,6 @@
-"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--smoke]`` and
-``wbbgen bench {perf,calibration} --out DIR [--smoke]``."""
+"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--smoke]``,
+``wbbgen bench {perf,calibration} --out DIR [--smoke]`` and
+``wbbgen bench hpo --task T… --methods M… [--budget B] [--seeds N] --out DIR [--smoke]``."""
 
 from __future__ import annotations
 
@@ -19,14 +20,31 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the pipeline (seconds)")
     bench = sub.add_parser("bench", help="benchmarks (run from a source checkout)")
-    bench.add_argument("suite", choices=["perf", "calibration"], help="which benchmark")
+    bench.add_argument("suite", choices=["perf", "calibration", "hpo"], help="which benchmark")
     bench.add_argument("--out", required=True, help="folder for JSON, markdown and plots")
     bench.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
+    hpo = bench.add_argument_group("hpo (the tuning comparison)")
+    hpo.add_argument("--task", nargs="+", help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp or all")
+    hpo.add_argument(
+        "--methods",
+        nargs="+",
+        help="grid random tpe gp-bo hyperband lorraine-global lorraine-local sinha ariafar wbbgen, or all",
+    )
+    hpo.add_argument("--budget", help="per run: N full fits, Ns seconds, or N,Ms (default: per task)")
+    hpo.add_argument("--seeds", type=int, help="seeds per method (default 3; 1 with --smoke)")
     args = parser.parse_args(argv)
 
     if args.command == "bench":
+        hpo_only = {"--task": args.task, "--methods": args.methods, "--budget": args.budget, "--seeds": args.seeds}
+        if args.suite != "hpo" and any(v is not None for v in hpo_only.values()):
+            given = [k for k, v in hpo_only.items() if v is not None]
+            parser.error(f"{', '.join(given)} only apply to `wbbgen bench hpo`.")
         module = _benchmark_module(args.suite)
         argv = ["--out", args.out] + (["--smoke"] if args.smoke else [])
+        if args.suite == "hpo":
+            for flag, value in hpo_only.items():
+                if value is not None:
+                    argv += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
         module.main(argv)
         return 0
 
