@@ -27,6 +27,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -123,7 +124,9 @@ def _has_docstring(obj, module: types.ModuleType, name: str) -> bool:
         return not (fields is not None and doc == f"{obj.__name__}({', '.join(fields)})")
     if isinstance(obj, types.ModuleType) or callable(obj):
         return bool((getattr(obj, "__doc__", None) or "").strip())
-    return _has_data_doc(module, name)
+    # A package re-exports data defined in its submodules: look for the comment there too.
+    homes = [module] + [m for k, m in sorted(sys.modules.items()) if k.startswith(module.__name__ + ".")]
+    return any(_has_data_doc(m, name) for m in homes if m is not None)
 
 
 def _public(module_name: str) -> list[tuple[str, str, object]]:
