@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -23,16 +24,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm.auto import tqdm
 
+from wbbgen import sharding as _sharding
 from wbbgen import train as _train
 from wbbgen._checks import as_key, positive_int
-from wbbgen.exact import solve_batch, solve_path
+from wbbgen.cost import CostEstimate, estimate_cost, format_cost
+from wbbgen.exact import solve_batch
 from wbbgen.generator import OutputScale, make_generator
 from wbbgen.hyper import HyperDomain, check_grid, grid_product, make_domains
+from wbbgen.minibatch import check_minibatch, row_mask
 from wbbgen.problem import Problem, check_differentiable, draws, make_problem, objective_stats
 from wbbgen.samples import WBBSamples
 
 __all__ = ["AmortizedWBB", "WBBRunResult"]
+
+logger = logging.getLogger("wbbgen")
+
+#: Above this many weights per draw (per-observation weights of a large data set) the
+#: generator's first layer alone would hold width × n parameters: block weights are required.
+MAX_NUM_WEIGHTS = 200_000
 
 
 class WBBRunResult(NamedTuple):
@@ -50,6 +61,9 @@ class WBBRunResult(NamedTuple):
         domains: the hyperparameters' training distributions and encodings.
         model_args, model_kwargs: the data arguments the model was trained on.
         config: the settings of the run (recorded in InferenceData attrs).
+        cost: the cost model's prediction of exact WBB vs this run for the ``plan``
+            (:class:`wbbgen.cost.CostEstimate`: ``cheaper``, ``crossover_pairs``, ...), made
+            after the first training chunk; None for a resumed run.
     """
 
     generator: Any
@@ -61,6 +75,7 @@ class WBBRunResult(NamedTuple):
     model_args: tuple
     model_kwargs: dict
     config: dict
+    cost: CostEstimate | None = None
 
 
 class AmortizedWBB:
@@ -86,6 +101,17 @@ class AmortizedWBB:
         fidelity_samples: draws per λ for the closing fidelity check (0 skips it).
         on_nonfinite: ``"stop"`` (raise with the last finite generator) or ``"skip"``.
         obs_plate: the plate that indexes observations, when an observed site sits in several.
+        data_batch_size: rows of data per training step (criterion mode): each draw's
+            objective is the unbiased estimate from that many rows drawn with replacement
+            (:mod:`wbbgen.minibatch`), so a step costs O(data_batch_size), not O(n). None
+            (default) uses every row. For large n combine with ``weights="block"``.
+        devices: train data-parallel over several devices (:mod:`wbbgen.sharding`): None
+            (default device), ``"all"``, an int, a list of devices, or a
+            :class:`jax.sharding.Mesh` with axes ``("draws",)`` or ``("draws", "data")``.
+        plan: ``(number of hyperparameter values, draws per value)`` you plan to evaluate;
+            the cost model (``result.cost``, logged) says whether exact WBB of that plan
+            would be cheaper than this run.
+        num_pilot_samples: draws per pilot value (default: ``fidelity_samples``, or 64).
     """
 
     def __init__(
@@ -106,6 +132,10 @@ class AmortizedWBB:
         chunk_size: int = 500,
         on_nonfinite: str = "stop",
         obs_plate: str | None = None,
+        data_batch_size: int | None = None,
+        devices=None,
+        plan: tuple[int, int] = (50, 1000),
+        num_pilot_samples: int | None = None,
     ):
         from wbbgen.prior import prior_scheme
 
@@ -140,9 +170,28 @@ class AmortizedWBB:
         self.chunk_size = positive_int(chunk_size, "chunk_size")
         self.on_nonfinite = on_nonfinite
         self.obs_plate = obs_plate
+        if data_batch_size is not None:
+            positive_int(data_batch_size, "data_batch_size")
+            if mode != "criterion":
+                raise ValueError("`data_batch_size` applies to mode='criterion' only (supervised mode uses no data).")
+        self.data_batch_size = data_batch_size
+        self.mesh = _sharding.make_mesh(devices)
+        self.devices = devices
+        _sharding.check_divisible(self.mesh, self.batch_size, data_batch_size)
+        if (
+            not isinstance(plan, (tuple, list))
+            or len(plan) != 2
+            or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x <= 0 for x in plan)
+        ):
+            raise ValueError(f"`plan` must be (number of values, draws per value), two positive ints; got {plan!r}.")
+        self.plan = (int(plan[0]), int(plan[1]))
+        self.num_pilot_samples = (
+            None if num_pilot_samples is None else positive_int(num_pilot_samples, "num_pilot_samples")
+        )
 
     @property
     def hyper_names(self) -> tuple[str, ...]:
+        """The hyperparameter keywords, in the order of ``hyper=``."""
         return tuple(d.name for d in self.domains)
 
     # ----------------------------------------------------------------------------------
@@ -208,9 +257,11 @@ class AmortizedWBB:
             )
             if saved is not None:
                 _ckpt.check_header(saved[1], header, saved[0])
+        centre = [float(_train._decode(d, 0.0)) if d.choices is None else d.choices[0] for d in self.domains]
         if saved is None:  # a resumed run was checked when it started (same model signature)
-            centre = [float(_train._decode(d, 0.0)) if d.choices is None else d.choices[0] for d in self.domains]
             check_differentiable(problem, centre)
+        _check_num_weights(problem)
+        data_batch_size = check_minibatch(problem, self.data_batch_size, centre)
         k_pilot, k_gen, k_targets, k_train, k_fid = jax.random.split(rng_key, 5)
         data = problem.objective.data
         objective = problem.objective
@@ -221,10 +272,11 @@ class AmortizedWBB:
             return self._build_generator(problem, output_scale, k_gen)
 
         previous = np.zeros(0, np.asarray(objective.init_params).dtype)
+        exact_timing = {}
         if saved is None:
             t0 = time.perf_counter()
-            output_scale = self._pilot(problem, k_pilot)
-            timings["pilot_s"] = time.perf_counter() - t0
+            output_scale = self._pilot(problem, k_pilot, exact_timing)
+            timings["pilot_s"] = time.perf_counter() - t0 - exact_timing.get("exact_step_s", 0.0)
             gen = build(output_scale)
             state = _train.init(gen, optimizer)
         else:
@@ -258,15 +310,44 @@ class AmortizedWBB:
             mode=self.mode,
             on_nonfinite=self.on_nonfinite,
             targets=targets,
+            data_batch_size=data_batch_size,
+            row_mask=row_mask(problem) if data_batch_size is not None else None,
+            mesh=self.mesh,
         )
-        on_chunk = None
+        checkpointer = None
         if header is not None:
             header["layout"] = _io.layout(state)
             header["output_scale_layout"] = _io.layout(output_scale)
             every = _ckpt.effective_interval(checkpoint_every or self.chunk_size, self.chunk_size)
-            on_chunk = _ckpt.Checkpointer(
+            checkpointer = _ckpt.Checkpointer(
                 checkpoint_dir, every, num_steps, header, output_scale, previous, int(state.step)
             )
+        train_timings: dict = {}
+        cost: list = []
+
+        def on_chunk(state, chunk_losses):
+            if not cost and exact_timing:  # after the first chunk: the cost model
+                steps = min(self.chunk_size, num_steps)
+                per_draw_s = exact_timing["exact_step_s"] / exact_timing["exact_step_draws"]
+                est = estimate_cost(
+                    plan=self.plan,
+                    exact_step_s=exact_timing["exact_step_s"],
+                    exact_step_draws=exact_timing["exact_step_draws"],
+                    pilot_s=timings["pilot_s"],
+                    pilot_values=exact_timing["pilot_values"],
+                    train_step_s=train_timings["chunk_s"][0] / steps,
+                    batch_size=self.batch_size,
+                    train_compile_s=train_timings.get("compile_s", 0.0),
+                    num_steps=num_steps,
+                    fidelity_s=5 * self.fidelity_samples * per_draw_s,
+                )
+                cost.append(est)
+                logger.info(format_cost(est))
+                if progress_bar:
+                    tqdm.write(format_cost(est))
+            if checkpointer is not None:
+                checkpointer(state, chunk_losses)
+
         resumed_from = int(state.step) if saved is not None else None
         if bool(state.stopped) or int(state.step) >= num_steps:
             losses, seconds = np.zeros(0, previous.dtype), 0.0
@@ -280,9 +361,13 @@ class AmortizedWBB:
                 chunk_size=self.chunk_size,
                 progress_bar=progress_bar,
                 on_chunk=on_chunk,
+                mesh=self.mesh,
+                timings=train_timings,
             )
+            timings["compile_s"] = train_timings.get("compile_s", 0.0)
         losses = np.concatenate([previous, losses]) if previous.size else losses
         timings["train_s"] = seconds
+        state = _sharding.to_local(state)
         gen = eqx.combine(state.params, static)
         diagnostics = {
             **timings,
@@ -293,7 +378,9 @@ class AmortizedWBB:
         if checkpoint_dir is not None:
             diagnostics["resumed_from_step"] = resumed_from
         config = self._config(problem, num_steps)
-        result = WBBRunResult(gen, losses, None, diagnostics, problem, self.domains, args, dict(kwargs), config)
+        result = WBBRunResult(
+            gen, losses, None, diagnostics, problem, self.domains, args, dict(kwargs), config, cost[0] if cost else None
+        )
         if bool(state.stopped):
             bad = int(state.first_nonfinite)
             raise _train.NonFiniteTrainingError(
@@ -306,7 +393,15 @@ class AmortizedWBB:
             )
         if self.fidelity_samples:
             t0 = time.perf_counter()
-            fid = _train.fidelity(problem, gen, self.domains, k_fid, num_samples=self.fidelity_samples)
+            fid = _train.fidelity(
+                problem,
+                gen,
+                self.domains,
+                k_fid,
+                num_samples=self.fidelity_samples,
+                method=_exact_method(problem),
+                max_draws=_train.draws_per_solve(problem),
+            )
             diagnostics["fidelity_s"] = time.perf_counter() - t0
             result = result._replace(fidelity=fid)
         return result
@@ -365,22 +460,38 @@ class AmortizedWBB:
         header, payload = _ckpt.read_checkpoint(latest)
         return latest, header, payload
 
-    def _pilot(self, problem: Problem, rng_key):
-        """Exact solves at ``num_pilot`` hyperparameter values spread over the support."""
+    def _pilot(self, problem: Problem, rng_key, timing: dict | None = None):
+        """Exact solves at ``num_pilot`` hyperparameter values spread over the support.
+
+        With ``timing`` (a dict), one more warm λ step of the path is timed for the cost
+        model: ``exact_step_s`` (seconds), ``exact_step_draws``, ``pilot_values``."""
         P = max(self.num_pilot, 2 * len(self.domains) + 2)
         k_z, k_solve = jax.random.split(rng_key)
         values = _train.spread_values(self.domains, P, k_z)
         # As many draws per value as the closing fidelity check uses: both then share one
         # compiled per-λ solve (the path step is compiled per problem and draw count).
-        thetas, info, _, _ = solve_path(problem, k_solve, values, self.fidelity_samples or 64)
-        ok = np.asarray(info.converged) & np.all(np.isfinite(np.asarray(thetas)), -1)
-        thetas = np.where(ok[..., None], np.asarray(thetas), np.nan)
-        thetas = np.where(np.isnan(thetas), np.nanmean(thetas, axis=1, keepdims=True), thetas)
-        if not np.all(np.isfinite(thetas)):
+        S = self.num_pilot_samples or self.fidelity_samples or 64
+        method = _exact_method(problem)
+        chunk = _train.draws_per_solve(problem)
+        thetas, info, v, pdraw = _train.solve_path_chunked(problem, k_solve, values, S, max_draws=chunk, method=method)
+        if timing is not None:  # one warm step of the compiled solve (a chunk's draws)
+            k = min(chunk, S)
+            sub = jax.tree_util.tree_map(lambda x: x[:, :k], pdraw)
+            timing.update(_time_path_step(problem, thetas[:, :k], v[:k], sub, values, method), pilot_values=P)
+        thetas = np.asarray(thetas)
+        finite = np.all(np.isfinite(thetas), -1)
+        ok = np.asarray(info.converged) & finite
+        # Where no draw of a value converged (large models whose quasi-Newton solves stop at
+        # max_steps, e.g. neural networks), its finite draws still give a usable centre and
+        # spread for the output scale: it is only a standardisation.
+        ok = np.where(ok.any(1, keepdims=True), ok, finite)
+        if not ok.any(1).all():
             raise FloatingPointError(
-                "no pilot exact solve converged at some hyperparameter values; check that the "
+                "every pilot exact solve gave non-finite parameters at some hyperparameter values; check that the "
                 "model's log density is finite over the whole `hyper` range."
             )
+        thetas = np.where(ok[..., None], thetas, np.nan)
+        thetas = np.where(np.isnan(thetas), np.nanmean(thetas, axis=1, keepdims=True), thetas)
         return _train.fit_output_scale(thetas, np.asarray(_train.encode(self.domains, jnp.asarray(values))))
 
     def _targets(self, problem: Problem, output_scale, rng_key):
@@ -437,7 +548,9 @@ class AmortizedWBB:
 
         The same ``rng_key`` as :func:`wbbgen.exact_wbb` gives the same weights and prior
         draws, so the two can be compared draw by draw. Values outside the training support
-        raise an :class:`~wbbgen.hyper.ExtrapolationWarning`.
+        raise an :class:`~wbbgen.hyper.ExtrapolationWarning`. The per-draw objective value
+        and gradient norm (``samples.stats``, InferenceData ``sample_stats``) are computed on
+        first access, not here: they cost more than the draws.
         """
         rng_key = as_key(rng_key)
         self._check_result(result)
@@ -447,12 +560,21 @@ class AmortizedWBB:
         problem = result.problem
         values = jnp.asarray(mesh.reshape(-1, len(grids)), problem.objective.init_params.dtype)
         t0 = time.perf_counter()
-        thetas, loss, grad_norm = _generate(problem, result.domains, result.generator, rng_key, values, num_samples)
+        thetas = _generate(problem, result.domains, result.generator, rng_key, values, num_samples)
         elapsed = time.perf_counter() - t0
         attrs = {**result.config, "wall_time_s": elapsed}
         from wbbgen.exact import samples_from_thetas
 
-        return samples_from_thetas(problem, thetas, values, grids, {"loss": loss, "grad_norm": grad_norm}, attrs)
+        samples = samples_from_thetas(problem, thetas, values, grids, {}, attrs)
+        shape = tuple(len(g) for g in grids.values()) + (num_samples,)
+
+        def stats():
+            loss, grad_norm = _draw_stats(problem, thetas, rng_key, values)
+            return {"loss": np.asarray(loss).reshape(shape), "grad_norm": np.asarray(grad_norm).reshape(shape)}
+
+        return WBBSamples(
+            dict(samples), samples.hyper, stats, samples.attrs, samples._log_likelihood, samples._observed
+        )
 
     def tune(
         self,
@@ -484,17 +606,58 @@ class AmortizedWBB:
 
 @eqx.filter_jit
 def _generate(problem, domains, generator, rng_key, values, num_samples):
-    """Generator draws ``(K, S, d)`` at ``values (K, m)`` with their objective value and
-    gradient norm (one compilation per (K, S) shape; λ is traced)."""
+    """Generator draws ``(K, S, d)`` at ``values (K, m)`` (one compilation per (K, S)
+    shape; λ is traced). The weights enter the generator's first layer once per draw, not
+    once per (draw, λ): they do not depend on λ."""
     data = problem.objective.data
     v, pdraw = draws(problem, rng_key, values, num_samples, data)
     z = _train.encode(domains, values)
-    thetas = jax.vmap(jax.vmap(generator, in_axes=(0, None, 0)), in_axes=(None, 0, 0))(v, z, pdraw.noise)
-    stats = jax.vmap(
+    return jax.vmap(jax.vmap(generator, in_axes=(0, None, 0)), in_axes=(None, 0, 0))(v, z, pdraw.noise)
+
+
+@eqx.filter_jit
+def _draw_stats(problem, thetas, rng_key, values):
+    """Objective value and gradient ∞-norm of each draw ``(K, S)`` (the same draws as
+    :func:`_generate` with this key)."""
+    data = problem.objective.data
+    v, pdraw = draws(problem, rng_key, values, thetas.shape[1], data)
+    return jax.vmap(
         jax.vmap(lambda th, vv, dd, x: objective_stats(problem, th, vv, dd, x, data), in_axes=(0, 0, 0, None)),
         in_axes=(0, None, 0, 0),
     )(thetas, v, pdraw, values)
-    return thetas, *stats
+
+
+def _exact_method(problem: Problem) -> str:
+    """Newton's Hessian costs n·d² per iteration and holds d tangents of every
+    per-observation term: above 256 MB of them per draw (large data), the pilot and fidelity
+    solves use L-BFGS (n·d per iteration)."""
+    obj = problem.objective
+    itemsize = np.dtype(obj.init_params.dtype).itemsize
+    return "lbfgs" if obj.num_obs * obj.num_params * itemsize > 2**28 else "auto"
+
+
+def _time_path_step(problem: Problem, thetas, v, pdraw, values, method: str) -> dict:
+    """Wall time of one warm λ step of the exact path (already compiled by the pilot): the
+    draws at the middle pilot value, warm-started from its neighbour's solutions."""
+    from wbbgen.exact import _method, _path_step
+
+    k = max(1, len(values) // 2)
+    vals = jnp.asarray(values, thetas.dtype)
+    draw_k = jax.tree_util.tree_map(lambda x: x[k], pdraw)
+    t0 = time.perf_counter()
+    out = _path_step(problem, thetas[k - 1], v, draw_k, vals[k], _method(problem, method), 1e-3, None)
+    jax.block_until_ready(out)
+    return {"exact_step_s": time.perf_counter() - t0, "exact_step_draws": int(thetas.shape[1])}
+
+
+def _check_num_weights(problem: Problem) -> None:
+    n = problem.weights.num_weights
+    if n > MAX_NUM_WEIGHTS:
+        raise ValueError(
+            f"the weight scheme gives the generator {n} weights per draw (one per observation), so its "
+            f"first layer alone would hold width × {n} parameters. Use block weights for data this large: "
+            "weights='block' (1000 shuffled blocks) or weights=lambda n: wbbgen.weights.block(n, S, rng_key=key)."
+        )
 
 
 def format_fidelity(fid: Mapping, name: str = "lam") -> str:

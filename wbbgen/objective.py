@@ -254,6 +254,11 @@ def _find_plate(site, obs_plate):
     return frames[0]
 
 
+def _traced_frame(site, frame):
+    """The observation plate's frame in this trace (its size follows the data passed in)."""
+    return next((f for f in site["cond_indep_stack"] if f.name == frame.name), frame)
+
+
 def _check_observed_shape(site, frame):
     """The observed value itself must have an axis of the plate's size at the plate's dim
     (NumPyro would otherwise broadcast, e.g. a plate of 5 over 30 rows under .to_event(1))."""
@@ -360,7 +365,8 @@ def _from_numpyro(model, args, kwargs, hyper_names, obs_plate, hyper_init=None):
 
     def log_likelihood(theta, hyper, data):
         _, tr = model_trace(theta, hyper, data)
-        return {name: _per_observation(tr[name], frames[name]) for name in observed}
+        # The plate as traced now: a data minibatch (wbbgen.minibatch) shrinks it to B rows.
+        return {name: _per_observation(tr[name], _traced_frame(tr[name], frames[name])) for name in observed}
 
     def log_prior(theta, hyper, data):
         _, tr = model_trace(theta, hyper, data)

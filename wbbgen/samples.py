@@ -8,7 +8,7 @@ return this type, so they can be compared directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -22,19 +22,41 @@ class WBBSamples(dict):
         hyper: ``{name: 1-d grid}``, in axis order.
         stats: per-draw diagnostics, each ``(K₁, …, K_m, num_samples)``: ``loss`` (objective
             value) and ``grad_norm`` always; ``converged`` and ``num_steps`` for exact draws.
+            May be given as a function returning that dict: it is then computed on first
+            access (generator draws: the statistics cost more than the draws themselves).
         attrs: how the draws were made (weights, prior scheme, method, settings).
     """
 
-    def __init__(self, samples, hyper, stats, attrs, log_likelihood: Callable | None = None, observed=None):
+    def __init__(
+        self,
+        samples,
+        hyper,
+        stats: Mapping | Callable[[], Mapping],
+        attrs,
+        log_likelihood: Callable | None = None,
+        observed=None,
+    ):
         super().__init__(samples)
         self.hyper = dict(hyper)
-        self.stats = dict(stats)
+        self._stats = stats if callable(stats) else dict(stats)
         self.attrs = dict(attrs)
         self._log_likelihood = log_likelihood
         self._observed = dict(observed or {})
 
     @property
+    def stats(self) -> dict:
+        """Per-draw diagnostics (see the class docstring), computed on first access if lazy."""
+        if callable(self._stats):
+            self._stats = dict(self._stats())
+        return self._stats
+
+    @stats.setter
+    def stats(self, value):
+        self._stats = value if callable(value) else dict(value)
+
+    @property
     def num_samples(self) -> int:
+        """Draws per grid point."""
         return next(iter(self.values())).shape[len(self.hyper)]
 
     def to_inference_data(self, log_likelihood: bool = True):

@@ -44,6 +44,8 @@ __all__ = [
     "block",
     "resolve_weights",
     "check_scheme",
+    "take_weights",
+    "DEFAULT_NUM_BLOCKS",
 ]
 
 
@@ -57,6 +59,8 @@ class WeightScheme(NamedTuple):
         sample: ``(rng_key, batch_shape) -> (*batch_shape, num_weights)`` with E[v] = 1.
         expand: ``(*batch, num_weights) -> (*batch, num_obs)``.
         has_zeros: whether weights can be exactly zero (multinomial).
+        take: ``(v, idx) -> expand(v)[..., idx]`` without expanding all n weights (data
+            minibatches, :mod:`wbbgen.minibatch`); None falls back to expanding.
     """
 
     name: str
@@ -65,6 +69,7 @@ class WeightScheme(NamedTuple):
     sample: Callable[[jax.Array, tuple[int, ...]], jax.Array]
     expand: Callable[[jax.Array], jax.Array]
     has_zeros: bool = False
+    take: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
 
 def _check_n(n, name="n"):
@@ -77,6 +82,18 @@ def _identity(v):
     return v
 
 
+def _take(v, idx):
+    return jnp.take(v, idx, axis=-1)
+
+
+def take_weights(scheme: WeightScheme, v, idx):
+    """The weights of observations ``idx`` (B,): ``expand(v)[..., idx]`` in O(B) when the
+    scheme has a ``take`` (every built-in scheme), else by expanding all n."""
+    if scheme.take is not None:
+        return scheme.take(v, idx)
+    return jnp.take(scheme.expand(v), idx, axis=-1)
+
+
 def exponential(n: int) -> WeightScheme:
     """wᵢ ~ Exp(1) iid: the Bayesian bootstrap (the default)."""
     n = _check_n(n)
@@ -84,7 +101,7 @@ def exponential(n: int) -> WeightScheme:
     def sample(rng_key, batch_shape=()):
         return jax.random.exponential(rng_key, (*batch_shape, n))
 
-    return WeightScheme("exponential", n, n, sample, _identity)
+    return WeightScheme("exponential", n, n, sample, _identity, take=_take)
 
 
 def dirichlet(n: int) -> WeightScheme:
@@ -95,7 +112,7 @@ def dirichlet(n: int) -> WeightScheme:
         e = jax.random.exponential(rng_key, (*batch_shape, n))
         return n * e / e.sum(-1, keepdims=True)
 
-    return WeightScheme("dirichlet", n, n, sample, _identity)
+    return WeightScheme("dirichlet", n, n, sample, _identity, take=_take)
 
 
 def multinomial(n: int) -> WeightScheme:
@@ -109,7 +126,7 @@ def multinomial(n: int) -> WeightScheme:
         counts = one_hot_counts(flat).reshape(*batch_shape, n)
         return counts.astype(jnp.result_type(float))
 
-    return WeightScheme("multinomial", n, n, sample, _identity, has_zeros=True)
+    return WeightScheme("multinomial", n, n, sample, _identity, has_zeros=True, take=_take)
 
 
 def double_bootstrap(n: int, shape_scale: float = 1.0) -> WeightScheme:
@@ -126,7 +143,7 @@ def double_bootstrap(n: int, shape_scale: float = 1.0) -> WeightScheme:
     def sample(rng_key, batch_shape=()):
         return jax.random.gamma(rng_key, a, (*batch_shape, n)) / a
 
-    return WeightScheme(f"double_bootstrap({shape_scale:g})", n, n, sample, _identity)
+    return WeightScheme(f"double_bootstrap({shape_scale:g})", n, n, sample, _identity, take=_take)
 
 
 def block(
@@ -162,10 +179,26 @@ def block(
     def expand(v):
         return jnp.take(v, assignment, axis=-1)
 
-    return WeightScheme(f"block({num_blocks}, {inner.name})", n, num_blocks, inner.sample, expand, inner.has_zeros)
+    def take(v, idx):
+        return jnp.take(v, jnp.take(assignment, idx), axis=-1)
+
+    return WeightScheme(
+        f"block({num_blocks}, {inner.name})", n, num_blocks, inner.sample, expand, inner.has_zeros, take
+    )
+
+
+#: Blocks of ``weights="block"``: the generator's weight input has this many entries
+#: (or n, if fewer), whatever the number of observations.
+DEFAULT_NUM_BLOCKS = 1000
+
+
+def _default_block(n: int) -> WeightScheme:
+    """``block(n, min(n, 1000))`` with a fixed shuffle (key 0): ``weights="block"``."""
+    return block(n, min(n, DEFAULT_NUM_BLOCKS), rng_key=jax.random.key(0))
 
 
 _BY_NAME = {
+    "block": _default_block,
     "exponential": exponential,
     "dirichlet": dirichlet,
     "multinomial": multinomial,
