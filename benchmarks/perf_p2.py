@@ -64,8 +64,9 @@ def run(smoke: bool = False) -> dict:
         mlp_classifier,
         hyper={"lam": dist.LogUniform(1e-2, 1e2)},
         plan=(K, S),
-        num_pilot_samples=16,
-        fidelity_samples=16,
+        num_pilot=4 if smoke else 12,  # smoke: the fewest pilot solves (each is 1000 L-BFGS steps)
+        num_pilot_samples=4 if smoke else 16,
+        fidelity_samples=0 if smoke else 16,
     )
     result = infer.run(keys[0], X, y, num_steps=num_steps, progress_bar=False)
     amortized, t_eval = timed(lambda: infer.get_samples(keys[1], result, hyper={"lam": grid}, num_samples=S))
