@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     bench.add_argument("suite", choices=["perf", "calibration", "hpo"], help="which benchmark")
     bench.add_argument("--out", required=True, help="folder for JSON, markdown and plots")
     bench.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
+    bench.add_argument("--only", help="perf: comma-separated targets, e.g. P3,P5 (default: all)")
     hpo = bench.add_argument_group("hpo (the tuning comparison)")
     hpo.add_argument("--task", nargs="+", help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp or all")
     hpo.add_argument(
@@ -39,8 +40,12 @@ def main(argv=None) -> int:
         if args.suite != "hpo" and any(v is not None for v in hpo_only.values()):
             given = [k for k, v in hpo_only.items() if v is not None]
             parser.error(f"{', '.join(given)} only apply to `wbbgen bench hpo`.")
+        if args.only is not None and args.suite != "perf":
+            parser.error("--only applies to `wbbgen bench perf`.")
         module = _benchmark_module(args.suite)
         argv = ["--out", args.out] + (["--smoke"] if args.smoke else [])
+        if args.only is not None:
+            argv += ["--only", args.only]
         if args.suite == "hpo":
             for flag, value in hpo_only.items():
                 if value is not None:
