@@ -378,12 +378,7 @@ def local_hypertrain(
             bar.set_postfix(val=f"{rows['val_loss'][-1]:.4g}")
             if time_budget is not None and rows["time"][-1] >= time_budget:
                 break
-    u = np.asarray(state.u, np.float64)
-    out, start = {}, 0
-    for name, shape in zip(names, shapes):
-        size = int(np.prod(shape, dtype=int))
-        out[name] = np.exp(u[start : start + size]).reshape(shape)
-        start += size
+    out = {k: np.asarray(v, np.float64) for k, v in hyper_dict(problem, jnp.exp(state.u)).items()}
     gen = eqx.combine(state.params, static)
     return HyperTrainResult(
         out,
