@@ -17,8 +17,10 @@ below), and is scored by refitting the shared inner model at its choice
   own validation loss, the validation–test gap, λ);
 * ``hpo-<task>.png`` -- test loss of each run's current choice against wall time.
 
-``--smoke``: one seed, a budget of 6 fits, tiny generator settings (the pipeline, not the
-numbers). Timings include compilation; on a shared machine they are inflated.
+``--smoke``: one seed, a budget of 6 fits, tiny generator settings, the fewest pilot solves
+and no fidelity check; runs share compiled code instead of starting cold, and at most 5
+incumbents per trace are refitted (the pipeline, not the numbers: the times are not the
+comparison's). Full-size timings include compilation; on a shared machine they are inflated.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def run(args) -> dict:
         budget = parse_budget(args.budget or (SMOKE_BUDGET if args.smoke else FULL_BUDGET[name]))
         print(f"{name}: {len(methods)} methods × {len(seeds)} seeds, budget {budget}")
         t0 = time.perf_counter()
-        runs = compare(task, methods, budget, seeds)
+        runs = compare(task, methods, budget, seeds, cold=not args.smoke)
         elapsed = time.perf_counter() - t0
         summary = summarize(runs)
         record = {method: {"summary": summary[method], "runs": _jsonable(runs[method])} for method in runs}

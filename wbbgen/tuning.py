@@ -276,6 +276,7 @@ def gradient_search(
     """
     import warnings
 
+    import equinox as eqx
     import jax
     import jax.numpy as jnp
     import optax
@@ -317,31 +318,39 @@ def gradient_search(
             ]
         )
 
-    def criterion(z):
+    def criterion(z, generator, v, keys, train_data, val_data):
         values = decode(z)
         h = hyper_dict(problem, values)
-        pdraw = jax.vmap(lambda k: problem.prior.sample(k, problem.objective, h, problem.objective.data))(keys)
+        pdraw = jax.vmap(lambda k: problem.prior.sample(k, problem.objective, h, train_data))(keys)
         zz = encode(domains, values)
         thetas = jax.vmap(generator, in_axes=(0, None, 0))(v, zz, pdraw.noise)
-        ll = jax.vmap(lambda th: sum(x for x in val.log_likelihood(th, h, val.data).values()))(thetas)
+        ll = jax.vmap(lambda th: sum(x for x in val.log_likelihood(th, h, val_data).values()))(thetas)
         return jnp.mean(ll)
 
     opt = optax.adam(learning_rate)
 
-    def run(z0):
-        def step(carry, _):
-            z, state, clipped = carry
-            value, grad = jax.value_and_grad(criterion)(z)
-            updates, state = opt.update(-grad, state, z)
-            z_new = z + updates
-            out = jnp.any(jnp.abs(z_new) > 1.0)
-            return (jnp.clip(z_new, -1.0, 1.0), state, clipped + out), (z, value)
+    # The generator, the draws and the data are arguments, not constants baked into the
+    # compiled program (which made XLA constant-fold them: seconds of compilation).
+    @eqx.filter_jit
+    def search(starts, generator, v, keys, train_data, val_data):
+        def run(z0):
+            args = (generator, v, keys, train_data, val_data)
 
-        (z, _, clipped), (path, vals) = jax.lax.scan(step, (z0, opt.init(z0), 0), None, length=num_steps)
-        return jnp.concatenate([path, z[None]]), jnp.concatenate([vals, criterion(z)[None]]), clipped
+            def step(carry, _):
+                z, state, clipped = carry
+                value, grad = jax.value_and_grad(criterion)(z, *args)
+                updates, state = opt.update(-grad, state, z)
+                z_new = z + updates
+                out = jnp.any(jnp.abs(z_new) > 1.0)
+                return (jnp.clip(z_new, -1.0, 1.0), state, clipped + out), (z, value)
+
+            (z, _, clipped), (path, vals) = jax.lax.scan(step, (z0, opt.init(z0), 0), None, length=num_steps)
+            return jnp.concatenate([path, z[None]]), jnp.concatenate([vals, criterion(z, *args)[None]]), clipped
+
+        return jax.vmap(run)(starts)
 
     starts = jnp.linspace(-0.8, 0.8, num_starts, dtype=dtype)[:, None] * jnp.ones((1, len(domains)), dtype)
-    paths, vals, clipped = jax.jit(jax.vmap(run))(starts)
+    paths, vals, clipped = search(starts, generator, v, keys, problem.objective.data, val.data)
     paths, vals = np.asarray(paths), np.asarray(vals)
     n_clipped = int(np.asarray(clipped).sum())
     if n_clipped:

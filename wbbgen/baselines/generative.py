@@ -4,8 +4,9 @@ gradient search (:func:`wbbgen.gradient_search`).
 
 Settings (``task.settings``): ``num_steps`` training steps at ``batch_size`` draws per step, an
 MLP generator of ``width`` (depth 2), default weights (Exp(1)) and prior scheme (anchored);
-``fidelity_samples = 4`` draws per pilot λ (the pilot exact solves that set the generator's
-output scale; the closing fidelity check runs at 5 λ with 4 draws). The hyperparameters are
+``num_pilot`` values × ``pilot_samples`` draws of pilot exact solves (they set the generator's
+output scale; 12 × 4 at full size) and a closing fidelity check at 5 λ with
+``fidelity_samples`` draws (4; none in smoke runs). The hyperparameters are
 trained over ``LogUniform(low, high)`` each.
 
 Search: with one or two hyperparameters, the held-out log density of the validation rows
@@ -50,29 +51,38 @@ def loss_from_log_density(task: Task, ld):
     return -ld
 
 
-def _pilot_count(task: Task, samples: int) -> int:
-    return (max(12, 2 * task.num_hyper + 2) + 5) * samples
+def _pilot_count(task: Task, num_pilot: int, pilot_samples: int, fidelity_samples: int) -> int:
+    """Exact solves of a run: the pilot's values × draws, and 5 fidelity values × draws."""
+    return max(num_pilot, 2 * task.num_hyper + 2) * pilot_samples + (5 * fidelity_samples if fidelity_samples else 0)
 
 
-def train_amortized(task: Task, rng_key, rec: Recorder, **options):
-    """Build and train an AmortizedWBB over the task's box: ``(infer, result)``."""
+def train_amortized(task: Task, rng_key, rec: Recorder, *, samples: int | None = None, **options):
+    """Build and train an AmortizedWBB over the task's box: ``(infer, result)``.
+
+    ``samples`` overrides both the pilot's and the fidelity check's draws per value
+    (default: ``task.settings``' ``pilot_samples`` and ``fidelity_samples``)."""
     from wbbgen import AmortizedWBB
 
     s = task.settings
     hyper = {n: dist.LogUniform(float(lo), float(hi)) for n, lo, hi in zip(task.hyper_names, task.low, task.high)}
-    samples = options.pop("fidelity_samples", FIDELITY_SAMPLES)
+    num_pilot = s.get("num_pilot", 12)
+    pilot = s.get("pilot_samples", FIDELITY_SAMPLES) if samples is None else samples
+    fidelity = s.get("fidelity_samples", FIDELITY_SAMPLES)
+    fidelity = fidelity if samples is None else min(samples, fidelity)
     infer = AmortizedWBB(
         task.model,
         hyper=hyper,
         generator_options={"width": s["width"]},
         batch_size=s["batch_size"],
-        fidelity_samples=samples,
+        num_pilot=num_pilot,
+        num_pilot_samples=pilot,
+        fidelity_samples=fidelity,
         **options,
     )
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # convergence notes of pilot solves go to info
         result = infer.run(rng_key, task.X_train, task.y_train, num_steps=s["num_steps"], progress_bar=False)
-    rec.add_fits(_pilot_count(task, samples))
+    rec.add_fits(_pilot_count(task, num_pilot, pilot, fidelity))
     return infer, result
 
 

@@ -68,12 +68,12 @@ def resolve_methods(methods) -> list[str]:
     return methods
 
 
-def _score_trace(task: Task, rows: list[dict]) -> None:
+def _score_trace(task: Task, rows: list[dict], max_refits: int = MAX_TRACE_REFITS) -> None:
     """Add ``test_loss`` / ``test_acc`` of the incumbent's refit to every row (in place)."""
     keys = [None if r["best_x"] is None else tuple(np.round(r["best_x"], 10)) for r in rows]
     changes = [i for i, k in enumerate(keys) if k is not None and (i == 0 or k != keys[i - 1])]
-    if len(changes) > MAX_TRACE_REFITS:
-        keep = set(np.unique(np.linspace(0, len(changes) - 1, MAX_TRACE_REFITS).astype(int)))
+    if len(changes) > max_refits:
+        keep = set(np.unique(np.linspace(0, len(changes) - 1, max_refits).astype(int)))
         changes = [c for j, c in enumerate(changes) if j in keep or c == changes[-1]]
     cache, current = {}, None
     change_set = set(changes)
@@ -88,13 +88,20 @@ def _score_trace(task: Task, rows: list[dict]) -> None:
         row["test_acc"] = None if current is None else current["test_acc"]
 
 
-def run_method(task: Task, method: str, budget: Budget, seed: int = 0) -> dict:
-    """One tuner run, scored. A tuner that raises is recorded with its error, not re-raised."""
+def run_method(task: Task, method: str, budget: Budget, seed: int = 0, cold: bool = True) -> dict:
+    """One tuner run, scored. A tuner that raises is recorded with its error, not re-raised.
+
+    ``cold=False`` (smoke runs: the pipeline, not the timings) lets the run reuse the task's
+    compiled fits and JAX's caches, and refits at most 5 incumbents of its trace."""
     tuner = METHODS[method]
-    # Every run starts cold, as a user's single run would: a fresh copy of the task (new jitted
-    # closures) and empty JAX caches (XLA would otherwise reuse another run's identical programs).
-    jax.clear_caches()
-    fresh = dataclasses.replace(task)
+    if cold:
+        # Every run starts cold, as a user's single run would: a fresh copy of the task (new
+        # jitted closures) and empty JAX caches (XLA would otherwise reuse another run's
+        # identical programs).
+        jax.clear_caches()
+        fresh = dataclasses.replace(task)
+    else:
+        fresh = task
     try:
         res = tuner(fresh, budget, seed)
     except Exception as err:  # noqa: BLE001 - one failing method must not sink the comparison
@@ -105,7 +112,7 @@ def run_method(task: Task, method: str, budget: Budget, seed: int = 0) -> dict:
             "traceback": traceback.format_exc(limit=4),
         }
     final = evaluate(task, res.x)
-    _score_trace(task, res.trace)
+    _score_trace(task, res.trace, MAX_TRACE_REFITS if cold else 5)
     own = float(res.trace[-1]["best_val"]) if res.trace else float("nan")
     info = {k: v for k, v in res.info.items() if k not in ("wall_time_s", "num_fits")}
     return {
@@ -127,13 +134,14 @@ def run_method(task: Task, method: str, budget: Budget, seed: int = 0) -> dict:
     }
 
 
-def compare(task: Task, methods, budget: Budget, seeds=(0, 1, 2), log=print) -> dict:
-    """Every method × seed on ``task``: ``{method: [run, …]}`` (one process, in order)."""
+def compare(task: Task, methods, budget: Budget, seeds=(0, 1, 2), log=print, cold: bool = True) -> dict:
+    """Every method × seed on ``task``: ``{method: [run, …]}`` (one process, in order);
+    ``cold`` as in :func:`run_method`."""
     out = {}
     for method in resolve_methods(methods):
         out[method] = []
         for seed in seeds:
-            run = run_method(task, method, budget, seed)
+            run = run_method(task, method, budget, seed, cold=cold)
             out[method].append(run)
             if log is not None:
                 if "error" in run:

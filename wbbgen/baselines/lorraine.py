@@ -58,7 +58,7 @@ def lorraine_global(task: Task, budget: Budget, seed: int = 0) -> TunerResult:
     rec = Recorder(budget, task)
     s = task.settings
     k_train, k_search = jax.random.split(jax.random.key(seed))
-    infer, result = train_amortized(task, k_train, rec, weights=ones, prior_weight="fixed", fidelity_samples=1)
+    infer, result = train_amortized(task, k_train, rec, weights=ones, prior_weight="fixed", samples=1)
     train_s = rec.elapsed()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

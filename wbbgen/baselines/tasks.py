@@ -95,9 +95,31 @@ def _box(m, low, high):
 
 
 def _generator(smoke, steps, batch, width=128):
-    if smoke:
-        return {"num_steps": 60, "batch_size": 16, "width": 32, "grid": 12, "search_steps": 20, "num_samples": 16}
-    return {"num_steps": steps, "batch_size": batch, "width": width, "grid": 50, "search_steps": 150, "num_samples": 64}
+    """The amortised tuners' settings. Pilot: ``num_pilot`` values × ``pilot_samples`` exact
+    draws (the output scale); ``fidelity_samples`` draws at 5 values for the closing check."""
+    if smoke:  # the pipeline, not the numbers: the fewest pilot solves, no fidelity check
+        return {
+            "num_steps": 60,
+            "batch_size": 16,
+            "width": 32,
+            "grid": 12,
+            "search_steps": 20,
+            "num_samples": 16,
+            "num_pilot": 4,
+            "pilot_samples": 1,
+            "fidelity_samples": 0,
+        }
+    return {
+        "num_steps": steps,
+        "batch_size": batch,
+        "width": width,
+        "grid": 50,
+        "search_steps": 150,
+        "num_samples": 64,
+        "num_pilot": 12,
+        "pilot_samples": 4,
+        "fidelity_samples": 4,
+    }
 
 
 def ridge_diabetes(smoke: bool = False) -> Task:
