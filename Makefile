@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-py312 lint bench bench-hpo notebooks docs clean
+.PHONY: demo test test-slow test-py312 lint bench bench-hpo bench-hpo-smoke bench-smoke notebooks docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ notebooks: $(STAMP)  ## run notebooks/*.py at full size (~5 min) into notebooks/
 
 bench-hpo: $(STAMP)  ## the tuning comparison (issue 5), every task and method at full size -> bench-output/hpo/
 	$(BIN)/wbbgen bench hpo --task all --methods all --out bench-output/hpo
+
+bench-hpo-smoke: $(STAMP)  ## the same at smoke size (about a minute per task on 2 cores)
+	$(BIN)/wbbgen bench hpo --task all --methods all --smoke --out bench-output/hpo-smoke
+
+bench-smoke: bench-hpo-smoke  ## every benchmark script at smoke size: the pipelines, not the figures (run by CI)
+	$(BIN)/wbbgen bench perf --smoke --out bench-output/perf-smoke
+	$(BIN)/python benchmarks/hypertrain.py --smoke --out bench-output/hypertrain-smoke
+	$(BIN)/python benchmarks/tuning_reference.py --smoke --out bench-output/tuning-smoke
 
 docs: $(STAMP)  ## the documentation site, warnings as errors -> docs/_build/html/
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html

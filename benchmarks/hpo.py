@@ -17,10 +17,11 @@ below), and is scored by refitting the shared inner model at its choice
   own validation loss, the validation–test gap, λ);
 * ``hpo-<task>.png`` -- test loss of each run's current choice against wall time.
 
-``--smoke``: one seed, a budget of 6 fits, tiny generator settings, the fewest pilot solves
-and no fidelity check; runs share compiled code instead of starting cold, and at most 5
-incumbents per trace are refitted (the pipeline, not the numbers: the times are not the
-comparison's). Full-size timings include compilation; on a shared machine they are inflated.
+``--smoke`` (run by CI; it exits non-zero when any run fails): one seed, a budget of 6 fits,
+tiny generator settings, the fewest pilot solves and no fidelity check; runs share compiled
+code instead of starting cold, and at most 5 incumbents per trace are refitted (the
+pipeline, not the numbers: the times are not the comparison's). Full-size timings include
+compilation; on a shared machine they are inflated.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ def run(args) -> dict:
     )
     (out / "hpo.md").write_text(header + "\n" + "\n\n".join(tables) + f"\n\nTotal: {total:.0f} s.\n")
     print(f"total {total:.0f} s; wrote {out}")
+    failed = {t: [m for m, e in summary.items() if e["num_failed"]] for t, summary in everything.items()}
+    failed = {t: ms for t, ms in failed.items() if ms}
+    if failed and args.smoke:  # a smoke run checks the pipeline: a failing method fails it (CI)
+        raise SystemExit(f"bench hpo --smoke: failed runs in {failed}; see the JSON files in {out}.")
     return everything
 
 

@@ -121,6 +121,19 @@ def test_a_failing_tuner_is_recorded_not_raised(task, monkeypatch):
     assert "failed" in markdown_table(summary)
 
 
+def test_a_failing_tuner_fails_the_smoke_benchmark(tmp_path, monkeypatch):
+    """CI runs ``--smoke``: a method that raises must turn it red (a full run records and goes on)."""
+    from wbbgen.cli import main
+
+    def broken(task, budget, seed):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(METHODS, "tpe", broken)
+    with pytest.raises(SystemExit, match=r"failed runs in \{'tiny-ridge': \['tpe'\]\}"):
+        main(["bench", "hpo", "--task", "tiny-ridge", "--methods", "tpe", "--smoke", "--out", str(tmp_path)])
+    assert "boom" in json.loads((tmp_path / "hpo-tiny-ridge.json").read_text())["tpe"]["runs"][0]["error"]
+
+
 def test_smoke_benchmark_writes_json_table_and_plot(tmp_path):
     from wbbgen.cli import main
 

@@ -178,16 +178,33 @@ def test_unrebuildable_settings_ask_for_the_amortized_wbb(saved, data, tmp_path)
     X, y = data
     _, _, path = saved
     header, payload = wio.read_container(path)
-    header["settings"] = {**header["settings"], "weights": "block(10, exponential)"}
+    header["settings"] = {**header["settings"], "weights": "my_scheme(3)"}
     header["generator_kind"] = None
-    other = tmp_path / "block.wbb"
+    other = tmp_path / "custom.wbb"
     other.write_bytes(wio.assemble(header, payload))
     with pytest.raises(
         ValueError,
         match=r"cannot be rebuilt from the model alone: the weight scheme "
-        r"'block\(10, exponential\)', the generator class .*Pass the AmortizedWBB",
+        r"'my_scheme\(3\)', the generator class .*Pass the AmortizedWBB",
     ):
         wio.load(other, ridge, X, y)
+
+
+def test_block_weights_are_rebuilt_from_their_name(data, tmp_path):
+    """``weights="block"`` is saved as ``block(S, exponential)`` and loads from the model alone;
+    a block scheme with another shuffle is refused by its layout."""
+    X, y = data
+    infer = make_infer(weights="block", data_batch_size=8)
+    result = infer.run(jax.random.key(2), X, y, num_steps=20, progress_bar=False)
+    path = tmp_path / "block.wbb"
+    wio.save(path, result)
+    loaded = wio.load(path, ridge, X, y)  # from the model alone
+    a = infer.get_samples(jax.random.key(3), result, hyper=GRID, num_samples=5)
+    b = make_infer(weights="block").get_samples(jax.random.key(3), loaded, hyper=GRID, num_samples=5)
+    np.testing.assert_array_equal(np.asarray(a["beta"]), np.asarray(b["beta"]))
+    reshuffled = make_infer(weights=lambda n: W.block(n, n, rng_key=jax.random.key(1)), data_batch_size=8)
+    with pytest.raises(wio.MismatchError, match="weights_layout"):
+        wio.load(path, reshuffled, X, y)
 
 
 def test_damaged_files_are_named(saved, data, tmp_path):

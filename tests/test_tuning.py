@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+import wbbgen
 from wbbgen import AmortizedWBB, exact_wbb
 from wbbgen.tuning import Criterion, accuracy, choose, custom, heldout_log_density, mse, psis_loo, tune
 
@@ -43,6 +44,8 @@ def test_heldout_log_density_by_hand(problem):
     np.testing.assert_allclose(values, want, rtol=1e-10)
     np.testing.assert_allclose(mean, want.mean(-1), rtol=1e-10)
     np.testing.assert_allclose(sd, want.std(-1), rtol=1e-10)
+    full = wbbgen.log_predictive(ridge, samples, Xva, yva)  # (K, S, ñ), then averaged on the host
+    np.testing.assert_allclose(full.mean(-1), wbbgen.mean_log_predictive(ridge, samples, Xva, yva), rtol=1e-10)
 
 
 def test_mse_accuracy_and_custom_by_hand(problem):

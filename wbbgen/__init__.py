@@ -9,7 +9,7 @@ from wbbgen import datasets, hypertrain, io, models, tuning, weights
 from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
-from wbbgen.criteria import log_predictive, lppd
+from wbbgen.criteria import log_predictive, lppd, mean_log_predictive
 from wbbgen.exact import ConvergenceWarning, exact_wbb
 from wbbgen.hyper import Choice, ExtrapolationWarning
 from wbbgen.hypertrain import local_hypertrain
@@ -53,6 +53,7 @@ __all__ = [
     "build_inference_data",
     "per_hyper",
     "log_predictive",
+    "mean_log_predictive",
     "lppd",
     "plot_path",
     "plot_curve",

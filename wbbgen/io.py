@@ -466,6 +466,7 @@ def describe_settings(infer, problem) -> dict:
         "num_pilot": infer.num_pilot,
         "on_nonfinite": infer.on_nonfinite,
         "obs_plate": infer.obs_plate,
+        "data_batch_size": infer.data_batch_size,
     }
 
 
@@ -648,12 +649,22 @@ def load(path, model, *args, **kwargs):
 
 
 _BUILTIN_WEIGHTS = re.compile(r"^(exponential|dirichlet|multinomial|double_bootstrap\((?P<scale>[^)]*)\))$")
+_BLOCK_WEIGHTS = re.compile(r"^block\((?P<blocks>\d+), exponential\)$")
 
 
 def _weights_from_name(name: str):
-    """The ``weights=`` argument that rebuilds a built-in scheme from its name, or None."""
+    """The ``weights=`` argument that rebuilds a built-in scheme from its name, or None.
+
+    ``block(S, exponential)`` is rebuilt with ``weights="block"``'s shuffle (key 0); a
+    block scheme shuffled with another key then fails the saved ``weights_layout`` check."""
+    import jax
+
     from wbbgen import weights as W
 
+    block = _BLOCK_WEIGHTS.match(name)
+    if block:
+        blocks = int(block.group("blocks"))
+        return lambda n: W.block(n, blocks, rng_key=jax.random.key(0))
     match = _BUILTIN_WEIGHTS.match(name)
     if not match:
         return None

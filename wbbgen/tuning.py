@@ -72,9 +72,9 @@ def heldout_log_density(*args, **kwargs) -> Criterion:
     """Mean log predictive density of new data ``model(*args, **kwargs)`` per draw."""
 
     def evaluate(model, samples):
-        from wbbgen.criteria import log_predictive
+        from wbbgen.criteria import mean_log_predictive
 
-        return _spread(log_predictive(model, samples, *args, **kwargs).mean(-1))
+        return _spread(mean_log_predictive(model, samples, *args, **kwargs))
 
     return Criterion("heldout_log_density", evaluate, True)
 

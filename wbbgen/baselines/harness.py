@@ -240,7 +240,8 @@ def plot_traces(runs: dict, path=None, task: Task | None = None, ax=None):
     ax.set_ylabel("test loss of the current choice (refit)")
     if task is not None:
         ax.set_title(task.name)
-    ax.legend(fontsize=8, ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # every run may have failed
+        ax.legend(fontsize=8, ncol=2)
     if path is not None:
         ax.figure.tight_layout()
         ax.figure.savefig(path, dpi=120)
