@@ -36,7 +36,7 @@ bench-hpo: $(STAMP)  ## the tuning comparison (issue 5), every task and method a
 bench-hpo-smoke: $(STAMP)  ## the same at smoke size (about a minute per task on 2 cores)
 	$(BIN)/wbbgen bench hpo --task all --methods all --smoke --out bench-output/hpo-smoke
 
-bench-smoke: bench-hpo-smoke  ## every benchmark script at smoke size: the pipelines, not the figures (run by CI)
+bench-smoke: bench-hpo-smoke  ## the hpo, perf, hyper-training and tuning-reference benchmarks at smoke size (CI)
 	$(BIN)/wbbgen bench perf --smoke --out bench-output/perf-smoke
 	$(BIN)/python benchmarks/hypertrain.py --smoke --out bench-output/hypertrain-smoke
 	$(BIN)/python benchmarks/tuning_reference.py --smoke --out bench-output/tuning-smoke

@@ -95,8 +95,12 @@ def run(args) -> dict:
     header = (
         "# Tuning comparison\n\nMedians over seeds, [min, max] in brackets. Test loss and accuracy are "
         "those of the shared inner model refitted at each tuner's choice; 'own val loss' is the tuner's "
-        "own estimate of the validation loss at its choice, and the gap is test loss minus it. Wall "
-        "times include compilation and generator training.\n"
+        "own estimate of the validation loss at its choice, and the gap is test loss minus it. "
+        + (
+            "Smoke run: the runs share compiled code, so their wall times are not comparable.\n"
+            if args.smoke
+            else "Wall times include compilation and generator training (every run starts cold).\n"
+        )
     )
     (out / "hpo.md").write_text(header + "\n" + "\n\n".join(tables) + f"\n\nTotal: {total:.0f} s.\n")
     print(f"total {total:.0f} s; wrote {out}")

@@ -201,6 +201,7 @@ def _resume(d, data, *, key=KEY, num_steps=NUM_STEPS, infer=None, y=None):
         ({"infer": {"prior_weight": "random"}}, r"other settings: prior_weight: saved 'fixed', now 'random'"),
         ({"infer": {"generator_options": {"width": 8, "depth": 1}}}, r"generator_options: saved"),
         ({"infer": {"hyper": {"lam": dist.LogUniform(1e-3, 1e2)}}}, r"other settings: hyper"),
+        ({"infer": {"data_batch_size": 8}}, r"other settings: data_batch_size: saved '<absent>', now 8"),
     ],
 )
 def test_resume_names_the_difference(resumed, data, tmp_path, change, match):

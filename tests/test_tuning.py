@@ -48,6 +48,26 @@ def test_heldout_log_density_by_hand(problem):
     np.testing.assert_allclose(full.mean(-1), wbbgen.mean_log_predictive(ridge, samples, Xva, yva), rtol=1e-10)
 
 
+def test_mean_log_predictive_on_a_two_hyperparameter_grid(problem):
+    """The device-side mean keeps the (K₁, K₂, S) layout of the grid's product."""
+    Xtr, ytr, Xva, yva, _ = problem
+
+    def ridge_noise(X, y=None, *, lam=1.0, sigma=1.0):
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
+        with numpyro.plate("data", X.shape[0]):
+            numpyro.sample("y", dist.Normal(X @ beta, sigma), obs=y)
+
+    hyper = {"lam": [0.1, 10.0], "sigma": [0.5, 1.0, 2.0]}
+    samples = exact_wbb(jax.random.key(2), ridge_noise, Xtr, ytr, hyper=hyper, num_samples=4, progress_bar=False)
+    got = wbbgen.mean_log_predictive(ridge_noise, samples, Xva, yva)
+    assert got.shape == (2, 3, 4)
+    beta = np.asarray(samples["beta"])  # (2, 3, S, P)
+    mu = np.einsum("ijsp,np->ijsn", beta, np.asarray(Xva))
+    sigma = np.asarray(hyper["sigma"])[None, :, None, None]
+    want = stats.norm.logpdf(np.asarray(yva), mu, sigma).mean(-1)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
 def test_mse_accuracy_and_custom_by_hand(problem):
     _, _, Xva, yva, samples = problem
     Xn, yn = np.asarray(Xva), np.asarray(yva)

@@ -466,8 +466,9 @@ def describe_settings(infer, problem) -> dict:
         "num_pilot": infer.num_pilot,
         "on_nonfinite": infer.on_nonfinite,
         "obs_plate": infer.obs_plate,
-        "data_batch_size": infer.data_batch_size,
-    }
+    } | (  # recorded only when set, so checkpoints written before it was recorded still resume
+        {} if infer.data_batch_size is None else {"data_batch_size": infer.data_batch_size}
+    )
 
 
 def compare_dicts(saved: Mapping, current: Mapping, keys=None) -> list[str]:
@@ -577,7 +578,8 @@ def load(path, model, *args, **kwargs):
         model: the :class:`~wbbgen.AmortizedWBB` configured as for training, or the model
             itself (a NumPyro model or :class:`~wbbgen.FunctionModel`), in which case the
             settings are rebuilt from the file. Pass the AmortizedWBB when training used a
-            block or custom weight scheme, a generator class of your own, generator options
+            custom weight scheme (a block scheme other than ``weights="block"``'s shuffle of
+            exponential weights included), a generator class of your own, generator options
             that are not literals (an activation function), ``obs_plate=``, or a
             hyperparameter distribution that cannot be rebuilt from its name and
             parameters (the error says which).

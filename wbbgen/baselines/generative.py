@@ -4,10 +4,10 @@ gradient search (:func:`wbbgen.gradient_search`).
 
 Settings (``task.settings``): ``num_steps`` training steps at ``batch_size`` draws per step, an
 MLP generator of ``width`` (depth 2), default weights (Exp(1)) and prior scheme (anchored);
-``num_pilot`` values × ``pilot_samples`` draws of pilot exact solves (they set the generator's
-output scale; 12 × 4 at full size) and a closing fidelity check at 5 λ with
-``fidelity_samples`` draws (4; none in smoke runs). The hyperparameters are
-trained over ``LogUniform(low, high)`` each.
+``max(num_pilot, 2m + 2)`` values × ``pilot_samples`` draws of pilot exact solves for m
+hyperparameters (they set the generator's output scale; 12 × 4 at full size with one), and
+a closing fidelity check at 5 λ with ``fidelity_samples`` draws (4; none in smoke runs). The
+hyperparameters are trained over ``LogUniform(low, high)`` each.
 
 Search: with one or two hyperparameters, the held-out log density of the validation rows
 (:func:`wbbgen.heldout_log_density`, mean over ``num_samples`` WBB draws) on a log grid of
@@ -53,14 +53,14 @@ def loss_from_log_density(task: Task, ld):
 
 def _pilot_count(task: Task, num_pilot: int, pilot_samples: int, fidelity_samples: int) -> int:
     """Exact solves of a run: the pilot's values × draws, and 5 fidelity values × draws."""
-    return max(num_pilot, 2 * task.num_hyper + 2) * pilot_samples + (5 * fidelity_samples if fidelity_samples else 0)
+    return max(num_pilot, 2 * task.num_hyper + 2) * pilot_samples + 5 * fidelity_samples
 
 
 def train_amortized(task: Task, rng_key, rec: Recorder, *, samples: int | None = None, **options):
     """Build and train an AmortizedWBB over the task's box: ``(infer, result)``.
 
-    ``samples`` overrides both the pilot's and the fidelity check's draws per value
-    (default: ``task.settings``' ``pilot_samples`` and ``fidelity_samples``)."""
+    ``samples`` sets the pilot's draws per value and caps the fidelity check's (default:
+    ``task.settings``' ``pilot_samples`` and ``fidelity_samples``)."""
     from wbbgen import AmortizedWBB
 
     s = task.settings

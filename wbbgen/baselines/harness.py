@@ -53,8 +53,9 @@ METHODS = {
 }
 
 #: At most this many distinct incumbents of a trace are refitted (evenly spaced; the rows
-#: between take the last refitted incumbent's test loss).
+#: between take the last refitted incumbent's test loss); smoke runs (``cold=False``) refit fewer.
 MAX_TRACE_REFITS = 30
+SMOKE_TRACE_REFITS = 5
 
 
 def resolve_methods(methods) -> list[str]:
@@ -92,7 +93,7 @@ def run_method(task: Task, method: str, budget: Budget, seed: int = 0, cold: boo
     """One tuner run, scored. A tuner that raises is recorded with its error, not re-raised.
 
     ``cold=False`` (smoke runs: the pipeline, not the timings) lets the run reuse the task's
-    compiled fits and JAX's caches, and refits at most 5 incumbents of its trace."""
+    compiled fits and JAX's caches, and refits at most ``SMOKE_TRACE_REFITS`` incumbents of its trace."""
     tuner = METHODS[method]
     if cold:
         # Every run starts cold, as a user's single run would: a fresh copy of the task (new
@@ -112,7 +113,7 @@ def run_method(task: Task, method: str, budget: Budget, seed: int = 0, cold: boo
             "traceback": traceback.format_exc(limit=4),
         }
     final = evaluate(task, res.x)
-    _score_trace(task, res.trace, MAX_TRACE_REFITS if cold else 5)
+    _score_trace(task, res.trace, MAX_TRACE_REFITS if cold else SMOKE_TRACE_REFITS)
     own = float(res.trace[-1]["best_val"]) if res.trace else float("nan")
     info = {k: v for k, v in res.info.items() if k not in ("wall_time_s", "num_fits")}
     return {
