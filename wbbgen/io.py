@@ -666,7 +666,7 @@ def _weights_from_name(name: str):
     block = _BLOCK_WEIGHTS.match(name)
     if block:
         blocks = int(block.group("blocks"))
-        return lambda n: W.block(n, blocks, rng_key=jax.random.key(0))
+        return lambda n: W.block(n, blocks, rng_key=jax.random.key(W.DEFAULT_BLOCK_SEED))
     match = _BUILTIN_WEIGHTS.match(name)
     if not match:
         return None

@@ -329,8 +329,9 @@ def gradient_search(
 
     opt = optax.adam(learning_rate)
 
-    # The generator, the draws and the data are arguments, not constants baked into the
-    # compiled program (which made XLA constant-fold them: seconds of compilation).
+    # The generator, the draws and the data are arguments rather than constants embedded in
+    # the compiled program. (Measured on the digits MLP: compilation took as long either way,
+    # ≈ 5 s of XLA time plus 2 s of tracing, and it is still repeated on every call.)
     @eqx.filter_jit
     def search(starts, generator, v, keys, train_data, val_data):
         def run(z0):

@@ -190,11 +190,13 @@ def block(
 #: Blocks of ``weights="block"``: the generator's weight input has this many entries
 #: (or n, if fewer), whatever the number of observations.
 DEFAULT_NUM_BLOCKS = 1000
+#: The PRNG key (as an int) of ``weights="block"``'s shuffle of rows into blocks.
+DEFAULT_BLOCK_SEED = 0
 
 
 def _default_block(n: int) -> WeightScheme:
     """``block(n, min(n, 1000))`` with a fixed shuffle (key 0): ``weights="block"``."""
-    return block(n, min(n, DEFAULT_NUM_BLOCKS), rng_key=jax.random.key(0))
+    return block(n, min(n, DEFAULT_NUM_BLOCKS), rng_key=jax.random.key(DEFAULT_BLOCK_SEED))
 
 
 _BY_NAME = {
