@@ -117,3 +117,48 @@ def test_bad_run_input(data, trained):
         infer.get_samples(jax.random.key(0), result, hyper={"lam": [0.0, 1.0]}, num_samples=2)
     with pytest.raises(ValueError, match="must give a grid for each of"):
         infer.get_samples(jax.random.key(0), result, hyper={"mu": [1.0]}, num_samples=2)
+
+
+def test_warm_start_from_another_run(data, trained):
+    """``init_generator``: with a zero learning rate the run returns the given generator
+    unchanged (no pilot solves, no new initialisation); a generator of another shape, or
+    something that is not a run's result, is refused by name."""
+    import equinox as eqx
+    import optax
+
+    X, y = (a.astype(jnp.float32) for a in data)
+    infer, result = trained
+    frozen = AmortizedWBB(ridge, hyper=HYPER, optimizer=optax.sgd(0.0), fidelity_samples=0)
+    again = frozen.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
+    assert again.diagnostics["warm_started"] and "pilot_s" not in again.diagnostics
+    same = jax.tree_util.tree_map(
+        lambda a, b: bool(jnp.array_equal(a, b)),
+        eqx.filter(again.generator, eqx.is_array),
+        eqx.filter(result.generator, eqx.is_array),
+    )
+    assert all(jax.tree_util.tree_leaves(same))
+    narrow = AmortizedWBB(ridge, hyper=HYPER, generator_options={"width": 8}, fidelity_samples=0)
+    with pytest.raises(ValueError, match="`init_generator` holds a generator of another shape"):
+        narrow.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
+    with pytest.raises(TypeError, match="`init_generator` must be the WBBRunResult"):
+        narrow.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result.generator)
+
+
+def test_pilot_max_steps_reaches_the_pilot_solves(data, monkeypatch):
+    from wbbgen import train as _train
+
+    seen = []
+    real = _train.solve_path_chunked
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("max_steps"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_train, "solve_path_chunked", spy)
+    X, y = data
+    AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=7, fidelity_samples=0, num_pilot=4).run(
+        jax.random.key(0), X, y, num_steps=2, progress_bar=False
+    )
+    assert seen == [7]
+    with pytest.raises(ValueError, match="`pilot_max_steps` must be a positive integer"):
+        AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=0)

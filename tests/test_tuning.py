@@ -203,3 +203,32 @@ def test_kfold_through_the_generator(problem):
     assert np.all(masks.sum(0) == 4) and np.all(masks.sum(1) == N - N // 5)
     with pytest.raises(ValueError, match="`num_folds` must be between 2 and"):
         fold_masks(N, 1, jax.random.key(0))
+
+
+def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem):
+    """``AmortizedWBB(cv_folds=K)``: kfold_cv defaults to the K trained folds (the same values
+    as passing them explicitly, which warns), and other folds warn."""
+    from wbbgen.io import describe_settings
+    from wbbgen.tuning import CV_FOLD_SEED, kfold_cv
+
+    Xtr, ytr, _, _, _ = problem
+    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4, cv_folds=4)
+    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    assert result.config["cv_folds"] == 4 and describe_settings(infer, result.problem)["cv_folds"] == 4
+    grid = {"lam": [0.1, 10.0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, default = kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8)
+    with pytest.warns(UserWarning, match="trained to delete its own 4 folds"):
+        _, explicit = kfold_cv(
+            infer, jax.random.key(5), result, hyper=grid, num_samples=8, fold_key=jax.random.key(CV_FOLD_SEED)
+        )
+    np.testing.assert_array_equal(default, explicit)
+    with pytest.warns(UserWarning, match="other folds"):
+        kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8, num_folds=5)
+    with pytest.raises(ValueError, match="`cv_folds` must be an integer ≥ 2"):
+        AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=1)
+    with pytest.raises(ValueError, match=f"`cv_folds=100` exceeds the {N} weights"):
+        AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=100).run(
+            jax.random.key(0), Xtr, ytr, num_steps=2, progress_bar=False
+        )

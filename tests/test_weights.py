@@ -63,6 +63,32 @@ def test_deterministic_for_a_key():
     assert jnp.array_equal(a, b)
 
 
+def test_fold_deletion_deletes_one_fold_in_a_share_of_draws():
+    """``with_fold_deletion(rate=0.5)`` over 4 folds: a draw either has no zero (Exp(1) draws
+    are positive) or zeros on exactly one fold's rows. With 4000 draws the share of deleted
+    draws is 0.5 ± 4·√(0.25/4000) = ± 0.032, each fold's 0.125 ± 4·√(0.125·0.875/4000) = ± 0.021
+    (binomial standard errors, 4 sd), and the kept weights keep mean 1 (± 4 sd of their mean)."""
+    from wbbgen.tuning import fold_masks
+
+    n, draws = 20, 4000
+    masks = fold_masks(n, 4, jax.random.key(0))
+    v = np.asarray(W.with_fold_deletion(W.exponential(n), masks, 0.5).sample(jax.random.key(1), (draws,)))
+    assert v.shape == (draws, n)
+    zero = v == 0
+    deleted = zero.any(1)
+    which = np.array([np.flatnonzero((z[None] == (masks == 0)).all(1)) for z in zero[deleted]])
+    assert which.shape == (deleted.sum(), 1)  # exactly one fold, the whole fold
+    assert abs(deleted.mean() - 0.5) < 4 * np.sqrt(0.25 / draws)
+    share = np.bincount(which[:, 0], minlength=4) / draws
+    assert np.all(np.abs(share - 0.125) < 4 * np.sqrt(0.125 * 0.875 / draws))
+    kept = v[~zero]
+    assert abs(kept.mean() - 1.0) < 4 / np.sqrt(kept.size)
+    with pytest.raises(ValueError, match=r"`masks` must have shape \(num_folds, 20\)"):
+        W.with_fold_deletion(W.exponential(n), masks[:, :10], 0.5)
+    with pytest.raises(ValueError, match=r"`rate` must be in \(0, 1\]"):
+        W.with_fold_deletion(W.exponential(n), masks, 0.0)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [

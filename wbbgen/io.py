@@ -466,9 +466,9 @@ def describe_settings(infer, problem) -> dict:
         "num_pilot": infer.num_pilot,
         "on_nonfinite": infer.on_nonfinite,
         "obs_plate": infer.obs_plate,
-    } | (  # recorded only when set, so checkpoints written before it was recorded still resume
-        {} if infer.data_batch_size is None else {"data_batch_size": infer.data_batch_size}
-    )
+    } | {  # recorded only when set, so checkpoints written before they were recorded still resume
+        k: v for k, v in (("data_batch_size", infer.data_batch_size), ("cv_folds", infer.cv_folds)) if v is not None
+    }
 
 
 def compare_dicts(saved: Mapping, current: Mapping, keys=None) -> list[str]:

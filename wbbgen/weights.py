@@ -42,6 +42,7 @@ __all__ = [
     "multinomial",
     "double_bootstrap",
     "block",
+    "with_fold_deletion",
     "resolve_weights",
     "check_scheme",
     "take_weights",
@@ -184,6 +185,44 @@ def block(
 
     return WeightScheme(
         f"block({num_blocks}, {inner.name})", n, num_blocks, inner.sample, expand, inner.has_zeros, take
+    )
+
+
+def with_fold_deletion(scheme: WeightScheme, masks, rate: float) -> WeightScheme:
+    r"""Training weights for K-fold CV by deletion (GMS, Shin, Wang & Liu 2020): a draw of
+    ``scheme`` whose weights are, with probability ``rate``, multiplied by the 0/1 mask of a
+    fold chosen uniformly from ``masks`` ``(K, num_weights)``:
+
+    .. math:: v = v_0 \odot m_F, \quad F \sim \text{Uniform}\{1..K\} \text{ w.p. } r, \; m_F = 1 \text{ otherwise}.
+
+    The generator is conditional on w, so this does not move its target at any w; it
+    trains it on the fold-deleted weights that :func:`wbbgen.tuning.kfold_cv` feeds it,
+    which plain Exp(1) draws never contain (zero weights on a tenth of the rows at once).
+    Used for training only (``AmortizedWBB(cv_folds=K)``), never for posterior draws.
+
+    Example:
+        >>> from wbbgen.tuning import fold_masks
+        >>> s = with_fold_deletion(exponential(20), fold_masks(20, 4, jax.random.key(0)), 0.5)
+        >>> s.sample(jax.random.key(1), (8,)).shape
+        (8, 20)
+    """
+    masks = jnp.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != scheme.num_weights:
+        raise ValueError(f"`masks` must have shape (num_folds, {scheme.num_weights}), got {masks.shape}.")
+    if not 0.0 < float(rate) <= 1.0:
+        raise ValueError(f"`rate` must be in (0, 1], got {rate!r}.")
+
+    def sample(rng_key, batch_shape=()):
+        k_v, k_f, k_u = jax.random.split(rng_key, 3)
+        v = scheme.sample(k_v, batch_shape)
+        fold = jax.random.randint(k_f, batch_shape, 0, masks.shape[0])
+        delete = jax.random.bernoulli(k_u, rate, batch_shape)
+        return v * jnp.where(delete[..., None], masks[fold].astype(v.dtype), 1.0)
+
+    return scheme._replace(
+        name=f"{scheme.name}, fold deletion ({masks.shape[0]} folds, rate {float(rate):g})",
+        sample=sample,
+        has_zeros=True,
     )
 
 

@@ -5,7 +5,8 @@ gradient search (:func:`wbbgen.gradient_search`).
 Settings (``task.settings``): ``num_steps`` training steps at ``batch_size`` draws per step, an
 MLP generator of ``width`` (depth 2), default weights (Exp(1)) and prior scheme (anchored);
 ``max(num_pilot, 2m + 2)`` values × ``pilot_samples`` draws of pilot exact solves for m
-hyperparameters (they set the generator's output scale; 12 × 4 at full size with one), and
+hyperparameters (they set the generator's output scale; 12 × 4 at full size with one; capped
+at ``pilot_max_steps`` iterations when set, as in smoke runs), and
 a closing fidelity check at 5 λ with ``fidelity_samples`` draws (4; none in smoke runs). The
 hyperparameters are trained over ``LogUniform(low, high)`` each.
 
@@ -76,6 +77,7 @@ def train_amortized(task: Task, rng_key, rec: Recorder, *, samples: int | None =
         batch_size=s["batch_size"],
         num_pilot=num_pilot,
         num_pilot_samples=pilot,
+        pilot_max_steps=s.get("pilot_max_steps"),
         fidelity_samples=fidelity,
         **options,
     )

@@ -36,7 +36,7 @@ import numpy as np
 from wbbgen import datasets, models
 from wbbgen.baselines.task import Task
 
-__all__ = ["TASKS", "get_task", "tiny_ridge"]
+__all__ = ["TASKS", "get_task", "tiny_ridge", "carve_validation"]
 
 #: The comparison's tasks (what ``--task all`` runs).
 TASKS = ("ridge-diabetes", "logistic-cancer", "digits-softmax", "digits-mlp")
@@ -82,7 +82,7 @@ def mlp_per_layer(X, y=None, *, lam1=1.0, lam2=1.0):
 
 
 # --------------------------------------------------------------------------- splits
-def _carve(X, y, fraction=0.25, seed=0):
+def carve_validation(X, y, fraction=0.25, seed=0):
     """Split training rows into (train, validation) with a seeded permutation."""
     perm = np.random.default_rng(seed).permutation(len(y))
     k = int(round(fraction * len(y)))
@@ -92,6 +92,10 @@ def _carve(X, y, fraction=0.25, seed=0):
 
 def _box(m, low, high):
     return np.full(m, float(low)), np.full(m, float(high))
+
+
+#: Smoke runs cap the pilot's exact solves (they only set the generator's output scale).
+SMOKE_PILOT_MAX_STEPS = 100
 
 
 def _generator(smoke, steps, batch, width=128):
@@ -107,6 +111,7 @@ def _generator(smoke, steps, batch, width=128):
             "num_samples": 16,
             "num_pilot": 4,
             "pilot_samples": 1,
+            "pilot_max_steps": SMOKE_PILOT_MAX_STEPS,
             "fidelity_samples": 0,
         }
     return {
@@ -125,7 +130,7 @@ def _generator(smoke, steps, batch, width=128):
 def ridge_diabetes(smoke: bool = False) -> Task:
     d = datasets.diabetes(degree=2)
     scale = float(d.y_train.std())
-    Xtr, ytr, Xva, yva = _carve(d.X_train, d.y_train / scale)
+    Xtr, ytr, Xva, yva = carve_validation(d.X_train, d.y_train / scale)
     low, high = _box(1, 0.1, 1e4)
     return Task(
         "ridge-diabetes",
@@ -152,7 +157,7 @@ def ridge_diabetes(smoke: bool = False) -> Task:
 
 def logistic_cancer(smoke: bool = False) -> Task:
     d = datasets.breast_cancer()
-    Xtr, ytr, Xva, yva = _carve(d.X_train, d.y_train)
+    Xtr, ytr, Xva, yva = carve_validation(d.X_train, d.y_train)
     low, high = _box(1, 1e-3, 1e3)
     return Task(
         "logistic-cancer",
@@ -178,7 +183,7 @@ def logistic_cancer(smoke: bool = False) -> Task:
 
 def digits_softmax(smoke: bool = False) -> Task:
     d = datasets.digits()
-    Xtr, ytr, Xva, yva = _carve(d.X_train, d.y_train)
+    Xtr, ytr, Xva, yva = carve_validation(d.X_train, d.y_train)
     low, high = _box(10, 1e-2, 1e3)
     return Task(
         "digits-softmax",
