@@ -19,19 +19,17 @@ below), and is scored by refitting the shared inner model at its choice
 
 ``--smoke`` (run by CI; it exits non-zero when any run fails): one seed, a budget of 6 fits,
 tiny generator settings, the fewest pilot solves (capped at 100 iterations) and no fidelity
-check; runs share compiled code instead of starting cold, at most 5 incumbents per trace are
-refitted, and XLA compiles at its lowest backend optimisation level (``SMOKE_XLA_FLAG``: a
-smoke run compiles for far longer than it runs). It checks the pipeline; its times are not
-the comparison's. Full-size timings include compilation; on a shared machine they are
-inflated.
+check; runs share compiled code instead of starting cold, and at most 5 incumbents per trace
+are refitted. It checks the pipeline; its times are not the comparison's. ``make
+bench-hpo-smoke`` (CI) also sets ``XLA_FLAGS=--xla_backend_optimization_level=0`` for its
+process: a smoke run compiles for far longer than it runs. Full-size timings include
+compilation; on a shared machine they are inflated.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -45,25 +43,6 @@ FULL_BUDGET = {
     "tiny-ridge": "20",
 }
 SMOKE_BUDGET = "6"
-#: Added to ``XLA_FLAGS`` for ``--smoke`` unless the variable already sets the level. XLA reads
-#: it when JAX starts its backend, so it takes effect from the command line (``wbbgen bench
-#: hpo``), not in a process that has already computed something.
-SMOKE_XLA_FLAG = "--xla_backend_optimization_level=0"
-
-
-@contextlib.contextmanager
-def smoke_compilation(smoke: bool):
-    """``SMOKE_XLA_FLAG`` in ``XLA_FLAGS`` for the duration (smoke runs only), then restored."""
-    before = os.environ.get("XLA_FLAGS")
-    if smoke and "xla_backend_optimization_level" not in (before or ""):
-        os.environ["XLA_FLAGS"] = f"{before} {SMOKE_XLA_FLAG}".strip() if before else SMOKE_XLA_FLAG
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("XLA_FLAGS", None)
-        else:
-            os.environ["XLA_FLAGS"] = before
 
 
 def parse_args(argv=None):
@@ -135,9 +114,7 @@ def run(args) -> dict:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with smoke_compilation(args.smoke):
-        return run(args)
+    return run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ Usage::
   generator's own posterior-predictive test accuracy per λ, PSIS-LOO's and 10-fold CV's choices
   through the generator, and CV by exact WBB solves (8 draws, 6 λ) on the same folds. CV through
   the generator is *not* the route here: on 2026-11-22 it scored the deleted rows at small λ
-  as if they had been fitted (−0.02 per row at λ = 0.01 against −2.17 by exact solves at
+  as if they had been fitted (−0.02 per row at λ = 0.01 against −2.75 by exact solves at
   λ = 0.03) even with ``cv_folds=10``, and picked λ = 0.01.
 
 Writes ``tuning_reference.json`` and ``tuning_reference.md`` to ``--out``.

@@ -142,6 +142,9 @@ def test_warm_start_from_another_run(data, trained):
         narrow.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
     with pytest.raises(TypeError, match="`init_generator` must be the WBBRunResult"):
         narrow.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result.generator)
+    other_range = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-1, 1e2)}, fidelity_samples=0)
+    with pytest.raises(ValueError, match="`init_generator` was trained for model"):
+        other_range.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
 
 
 def test_pilot_max_steps_reaches_the_pilot_solves(data, monkeypatch):
@@ -156,9 +159,10 @@ def test_pilot_max_steps_reaches_the_pilot_solves(data, monkeypatch):
 
     monkeypatch.setattr(_train, "solve_path_chunked", spy)
     X, y = data
-    AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=7, fidelity_samples=0, num_pilot=4).run(
+    result = AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=7, fidelity_samples=0, num_pilot=4).run(
         jax.random.key(0), X, y, num_steps=2, progress_bar=False
     )
     assert seen == [7]
+    assert result.config["pilot_max_steps"] == 7 and result.cost is None  # no cost model from capped solves
     with pytest.raises(ValueError, match="`pilot_max_steps` must be a positive integer"):
         AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=0)

@@ -19,7 +19,6 @@ Tolerances ("one grid step"):
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -146,27 +145,6 @@ def test_smoke_benchmark_writes_json_table_and_plot(tmp_path):
     table = (tmp_path / "hpo.md").read_text()
     assert "| grid |" in table and "val–test gap" in table
     assert (tmp_path / "hpo-tiny-ridge.png").stat().st_size > 0
-
-
-def test_smoke_compilation_flag_is_scoped(monkeypatch):
-    """``--smoke`` adds the low XLA optimisation level for the run only, keeps a user's own
-    XLA_FLAGS (and a level they set), and leaves full-size runs alone."""
-    from wbbgen.cli import _benchmark_module
-
-    hpo = _benchmark_module("hpo")
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
-    with hpo.smoke_compilation(True):
-        assert os.environ["XLA_FLAGS"] == hpo.SMOKE_XLA_FLAG
-    assert "XLA_FLAGS" not in os.environ
-    with hpo.smoke_compilation(False):
-        assert "XLA_FLAGS" not in os.environ
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-    with hpo.smoke_compilation(True):
-        assert os.environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {hpo.SMOKE_XLA_FLAG}"
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
-    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
-    with hpo.smoke_compilation(True):
-        assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=2"
 
 
 def test_cli_refuses_hpo_options_for_other_suites():

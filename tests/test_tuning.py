@@ -141,10 +141,14 @@ def test_per_hyper_matches_slices(problem):
     assert got == {float(lam): float(idata.posterior["beta"].sel(lam=lam).mean()) for lam in GRID}
 
 
-def test_gradient_search_finds_the_grid_optimum(problem):
+def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch):
     """Gradient ascent through the generator and a fine grid of the same criterion, with the
     same generator and the same number of draws, agree to within one step of a 41-point
-    log grid: the search is checked, not the generator."""
+    log grid: the search is checked, not the generator. The search's last value is the grid
+    criterion at its end point (same draws: equal up to float64 rounding), and reverse mode
+    (used above ``FORWARD_MODE_MAX`` hyperparameters) gives the forward-mode path (the same
+    derivative, up to rounding)."""
+    from wbbgen import tuning
     from wbbgen.tuning import gradient_search
 
     Xtr, ytr, Xva, yva, _ = problem
@@ -160,6 +164,20 @@ def test_gradient_search_finds_the_grid_optimum(problem):
     step = np.log(grid[1] / grid[0])
     assert abs(np.log(found.best["lam"] / tuned.best["lam"])) <= step + 1e-9
     assert found.values.shape == (4, 151) and np.all(np.diff(found.values[:, -20:], axis=1) > -1e-3)
+    at_end = tune(
+        infer,
+        jax.random.key(4),
+        result,
+        criterion=heldout_log_density(Xva, yva),
+        hyper={"lam": [found.best["lam"]]},
+        num_samples=64,
+    )
+    np.testing.assert_allclose(at_end.curve["mean"].values[0], found.value, rtol=1e-9)
+    monkeypatch.setattr(tuning, "FORWARD_MODE_MAX", 0)
+    reverse = gradient_search(
+        infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
+    )
+    np.testing.assert_allclose(reverse.values, found.values, rtol=1e-9)
 
 
 def test_exact_kfold_equals_refitting_on_kept_rows(problem):
@@ -205,29 +223,48 @@ def test_kfold_through_the_generator(problem):
         fold_masks(N, 1, jax.random.key(0))
 
 
-def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem):
-    """``AmortizedWBB(cv_folds=K)``: kfold_cv defaults to the K trained folds (the same values
-    as passing them explicitly, which warns), and other folds warn."""
+def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem, monkeypatch):
+    """``AmortizedWBB(cv_folds=K)``: training draws delete the K folds, kfold_cv defaults to
+    them (the same values as passing them explicitly), and other folds warn."""
+    from wbbgen import train as _train
     from wbbgen.io import describe_settings
-    from wbbgen.tuning import CV_FOLD_SEED, kfold_cv
+    from wbbgen.tuning import CV_FOLD_SEED, kfold_cv, trained_fold_masks
 
     Xtr, ytr, _, _, _ = problem
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4, cv_folds=4)
-    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    seen = []
+    real_build_step = _train.build_step
+
+    def spy(problem, *args, **kwargs):
+        seen.append(problem.weights)
+        return real_build_step(problem, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(_train, "build_step", spy)
+        result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    # Training draws: each has no zero (Exp(1)) or zeros on exactly one trained fold's rows.
+    v = np.asarray(seen[0].sample(jax.random.key(0), (400,)))
+    deleted = (v == 0).any(1)
+    masks = trained_fold_masks(N, 4)
+    assert 0 < deleted.sum() < 400
+    assert all(any(np.array_equal(z, mask == 0) for mask in masks) for z in v[deleted] == 0)
     assert result.config["cv_folds"] == 4 and describe_settings(infer, result.problem)["cv_folds"] == 4
     grid = {"lam": [0.1, 10.0]}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _, default = kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8)
-    with pytest.warns(UserWarning, match="trained to delete its own 4 folds"):
         _, explicit = kfold_cv(
             infer, jax.random.key(5), result, hyper=grid, num_samples=8, fold_key=jax.random.key(CV_FOLD_SEED)
         )
     np.testing.assert_array_equal(default, explicit)
-    with pytest.warns(UserWarning, match="other folds"):
+    with pytest.warns(UserWarning, match="trained to delete its own 4 folds"):
         kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8, num_folds=5)
+    with pytest.warns(UserWarning, match="other folds"):
+        kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8, fold_key=jax.random.key(1))
     with pytest.raises(ValueError, match="`cv_folds` must be an integer ≥ 2"):
         AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=1)
+    with pytest.raises(ValueError, match="`cv_folds` applies to mode='criterion' only"):
+        AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=4, mode="supervised")
     with pytest.raises(ValueError, match=f"`cv_folds=100` exceeds the {N} weights"):
         AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=100).run(
             jax.random.key(0), Xtr, ytr, num_steps=2, progress_bar=False

@@ -31,7 +31,7 @@ from wbbgen import train as _train
 from wbbgen._checks import as_key, positive_int
 from wbbgen.cost import CostEstimate, estimate_cost, format_cost
 from wbbgen.exact import solve_batch
-from wbbgen.generator import OutputScale, make_generator
+from wbbgen.generator import OutputScale, make_generator_compiled
 from wbbgen.hyper import HyperDomain, check_grid, grid_product, make_domains
 from wbbgen.minibatch import check_minibatch, row_mask
 from wbbgen.problem import Problem, check_differentiable, draws, make_problem, objective_stats
@@ -115,7 +115,8 @@ class AmortizedWBB:
         num_pilot_samples: draws per pilot value (default: ``fidelity_samples``, or 64).
         pilot_max_steps: iteration cap of each pilot exact solve (default: the solver's, 100
             Newton or 1000 quasi-Newton steps). Solves stopped early still give a usable output
-            scale (a standardisation); the fidelity check is never capped.
+            scale (a standardisation); the fidelity check is never capped, and the cost model
+            (which would time capped solves) is skipped.
         cv_folds: train for K-fold CV by weight deletion (:func:`wbbgen.kfold_cv`): half the
             training draws have the weights of one of ``cv_folds`` fixed folds set to zero
             (:func:`wbbgen.weights.with_fold_deletion`), so the generator learns the deleted
@@ -181,7 +182,7 @@ class AmortizedWBB:
         self.on_nonfinite = on_nonfinite
         self.obs_plate = obs_plate
         if data_batch_size is not None:
-            positive_int(data_batch_size, "data_batch_size")
+            data_batch_size = positive_int(data_batch_size, "data_batch_size")
             if mode != "criterion":
                 raise ValueError("`data_batch_size` applies to mode='criterion' only (supervised mode uses no data).")
         self.data_batch_size = data_batch_size
@@ -199,8 +200,15 @@ class AmortizedWBB:
             None if num_pilot_samples is None else positive_int(num_pilot_samples, "num_pilot_samples")
         )
         self.pilot_max_steps = None if pilot_max_steps is None else positive_int(pilot_max_steps, "pilot_max_steps")
-        if cv_folds is not None and (positive_int(cv_folds, "cv_folds") < 2):
-            raise ValueError(f"`cv_folds` must be an integer ≥ 2 (the number of CV folds), got {cv_folds!r}.")
+        if cv_folds is not None:
+            if positive_int(cv_folds, "cv_folds") < 2:
+                raise ValueError(f"`cv_folds` must be an integer ≥ 2 (the number of CV folds), got {cv_folds!r}.")
+            if mode != "criterion":
+                raise ValueError(
+                    "`cv_folds` applies to mode='criterion' only: supervised mode regresses on exact optimisers "
+                    "of full-data weights and never sees deleted folds."
+                )
+            cv_folds = int(cv_folds)
         self.cv_folds = cv_folds
 
     @property
@@ -300,7 +308,8 @@ class AmortizedWBB:
             state = _train.init(gen, optimizer)
         elif saved is None:
             t0 = time.perf_counter()
-            output_scale = self._pilot(problem, k_pilot, exact_timing)
+            # The cost model times one uncapped exact step; capped pilot solves cannot give it.
+            output_scale = self._pilot(problem, k_pilot, exact_timing if self.pilot_max_steps is None else None)
             timings["pilot_s"] = time.perf_counter() - t0 - exact_timing.get("exact_step_s", 0.0)
             gen = build(output_scale)
             state = _train.init(gen, optimizer)
@@ -440,9 +449,19 @@ class AmortizedWBB:
             raise TypeError(
                 f"`init_generator` must be the WBBRunResult of an earlier run(), got {type(init).__name__}."
             )
-        self._check_result(init)
+        mine, theirs = problem.objective.signature["model"], init.problem.objective.signature["model"]
+        support = lambda domains: [(d.name, d.low, d.high, d.log_scale, d.choices) for d in domains]  # noqa: E731
+        if mine != theirs or support(init.domains) != support(self.domains):
+            raise ValueError(
+                f"`init_generator` was trained for model {theirs!r} over {support(init.domains)} (name, low, high, "
+                f"log scale, choices); this run is for {mine!r} over {support(self.domains)}. A generator reads "
+                "λ relative to its training range: warm-start from a run of the same model and `hyper`."
+            )
         leaves = jax.tree_util.tree_leaves(init.generator, is_leaf=lambda x: isinstance(x, OutputScale))
-        scale = next(x for x in leaves if isinstance(x, OutputScale))
+        scales = [x for x in leaves if isinstance(x, OutputScale)]
+        if not scales:
+            raise ValueError("`init_generator`'s generator holds no OutputScale; it was not built by AmortizedWBB.run.")
+        scale = scales[0]
         like = eqx.filter_eval_shape(lambda: build(scale))
         mine, theirs = _io.layout(like), _io.layout(init.generator)
         if mine != theirs or init.problem.weights.num_weights != problem.weights.num_weights:
@@ -474,25 +493,17 @@ class AmortizedWBB:
         checkpoint (:mod:`wbbgen.checkpoint`) or a saved generator (:func:`wbbgen.io.load`)
         is read into, so the three cannot drift apart."""
         objective = problem.objective
-
-        # One compiled program for the initialisation: built eagerly, each layer's random
-        # draw compiles on its own (16 small compilations, 3.3 s against 1.8 s for a
-        # 7,510-output generator on 2 CPU cores).
-        @eqx.filter_jit
-        def build(output_scale, key):
-            return make_generator(
-                self.generator,
-                problem.weights.num_weights,
-                _train.encoded_width(self.domains),
-                problem.prior.noise_dim(objective.num_params),
-                objective.num_params,
-                key=key,
-                output_scale=output_scale,
-                dtype=objective.init_params.dtype,
-                **self.generator_options,
-            )
-
-        return build(output_scale, key)
+        return make_generator_compiled(
+            self.generator,
+            problem.weights.num_weights,
+            _train.encoded_width(self.domains),
+            problem.prior.noise_dim(objective.num_params),
+            objective.num_params,
+            key=key,
+            output_scale=output_scale,
+            dtype=objective.init_params.dtype,
+            **self.generator_options,
+        )
 
     def _plan_checkpoints(self, checkpoint_dir, checkpoint_every, resume):
         """Validate the checkpoint arguments before any work; on ``resume`` read and verify
@@ -601,7 +612,7 @@ class AmortizedWBB:
             "num_steps": num_steps,
             "hyper_support": repr({d.name: (d.low, d.high) for d in self.domains}),
             "model": problem.objective.signature["model"],
-        } | ({} if self.cv_folds is None else {"cv_folds": self.cv_folds})
+        } | {k: v for k, v in (("cv_folds", self.cv_folds), ("pilot_max_steps", self.pilot_max_steps)) if v is not None}
 
     # ----------------------------------------------------------------------------------
     def _check_result(self, result):

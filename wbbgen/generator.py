@@ -32,7 +32,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["OutputScale", "MLPGenerator", "LinearGenerator", "make_generator"]
+__all__ = ["OutputScale", "MLPGenerator", "LinearGenerator", "make_generator", "make_generator_compiled"]
 
 
 class OutputScale(eqx.Module):
@@ -241,3 +241,24 @@ def make_generator(kind, num_weights, num_hyper, noise_dim, num_params, *, key, 
     if isinstance(cls, str):
         raise ValueError(f"`generator={kind!r}` is unknown; choose one of {sorted(_GENERATORS)} or pass a class.")
     return cls(num_weights, num_hyper, noise_dim, num_params, output_scale=output_scale, key=key, **options)
+
+
+@eqx.filter_jit
+def _make_generator_compiled(kind, sizes, key, output_scale, options):
+    return make_generator(kind, *sizes, key=key, output_scale=output_scale, **dict(options))
+
+
+def make_generator_compiled(kind, num_weights, num_hyper, noise_dim, num_params, *, key, output_scale, **options):
+    """:func:`make_generator` as one compiled program, cached across calls with the same
+    class, sizes and options: built eagerly, each layer's random draw compiles on its own
+    (for a 7,510-output generator on 2 CPU cores, 16 small compilations took 3.3 s; one
+    program 1.8 s, then nothing for the next run). Options that cannot be hashed (and so
+    cannot key the cache) fall back to the eager build."""
+    items = tuple(sorted(options.items()))
+    try:
+        hash((kind, items))
+    except TypeError:
+        return make_generator(
+            kind, num_weights, num_hyper, noise_dim, num_params, key=key, output_scale=output_scale, **options
+        )
+    return _make_generator_compiled(kind, (num_weights, num_hyper, noise_dim, num_params), key, output_scale, items)

@@ -452,19 +452,20 @@ def kfold_cv(
     grids, mesh = grid_product(domains, hyper)
     check_grid(domains, grids, "kfold_cv")
     trained = result.config.get("cv_folds")
-    if trained is not None and (fold_key is not None or num_folds not in (None, trained)):
+    num_weights = problem.weights.num_weights
+    if num_folds is None:
+        num_folds = trained or 10
+    if fold_key is None and trained == num_folds:
+        masks = trained_fold_masks(num_weights, num_folds)
+    else:
+        masks = fold_masks(num_weights, num_folds, fold_key if fold_key is not None else rng_key)
+    if trained is not None and not np.array_equal(masks, trained_fold_masks(num_weights, trained)):
         warnings.warn(
             f"the generator was trained to delete its own {trained} folds (AmortizedWBB(cv_folds={trained})); "
             "other folds (`num_folds`, `fold_key`) are outside what it learned. Leave both unset to use its folds.",
             UserWarning,
             stacklevel=2,
         )
-    if num_folds is None:
-        num_folds = trained or 10
-    if fold_key is None and trained == num_folds:
-        masks = trained_fold_masks(problem.weights.num_weights, num_folds)
-    else:
-        masks = fold_masks(problem.weights.num_weights, num_folds, fold_key if fold_key is not None else rng_key)
     held_out = 1.0 - np.asarray(problem.weights.expand(jnp.asarray(masks)))  # (F, n) rows deleted per fold
     values = jnp.asarray(mesh.reshape(-1, len(domains)), problem.objective.init_params.dtype)
     data = problem.objective.data
