@@ -232,7 +232,10 @@ def _mlp(name, model, names, smoke):
         epochs=60,
         batch_size=50,
         learning_rate=3e-3,
-        settings=_generator(smoke, 1500, 32, 256),
+        # Smoke: half the generator steps and a quarter of the pilot's L-BFGS iterations of
+        # the other tasks -- on this 7,510-weight network they run slowly at the low XLA
+        # optimisation level `make bench-hpo-smoke` compiles with.
+        settings=_generator(smoke, 1500, 32, 256) | ({"num_steps": 30, "pilot_max_steps": 25} if smoke else {}),
         description=f"digits MLP 64-100-10 tanh (7,510 weights), {len(names)} decay(s); 600 / 400 / 797 (Sinha-style)",
     )
 
