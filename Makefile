@@ -24,7 +24,7 @@ test: $(STAMP)  ## the default suite (< 10 min on 2 cores)
 test-slow: $(STAMP)  ## statistical and reference checks
 	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadfile
 
-bench: $(STAMP)  ## performance targets (P1, P3, P6) at full size -> bench-output/
+bench: $(STAMP)  ## performance targets (P1, P2, P3, P5, P6) at full size -> bench-output/
 	$(BIN)/wbbgen bench perf --out bench-output
 
 notebooks: $(STAMP)  ## run notebooks/*.py at full size (~5 min) into notebooks/_build/

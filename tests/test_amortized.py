@@ -8,6 +8,7 @@ import pytest
 from ridge_problem import HYPER, N, P, make_data, ridge  # noqa: F401  (shared problem)
 
 from wbbgen import AmortizedWBB, ExtrapolationWarning, exact_wbb
+from wbbgen.convert import arviz_major
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,10 @@ def test_layout_and_inference_data(trained):
     assert idata.observed_data["y"].shape == (N,)
     assert set(idata.sample_stats) == {"loss", "grad_norm"}
     assert idata.posterior.attrs["prior_weight"] == "anchored"
+    lean = infer.to_inference_data(jax.random.key(3), result, hyper={"lam": grid}, num_samples=20, log_likelihood=False)
+    groups = set(lean.children) if arviz_major() >= 1 else set(lean.groups())  # DataTree / InferenceData
+    assert groups == {"posterior", "observed_data", "sample_stats"}
+    np.testing.assert_array_equal(lean.posterior["beta"].values, idata.posterior["beta"].values)
     assert len(result.losses) == 6000 and np.all(np.isfinite(result.losses))
 
 

@@ -506,6 +506,44 @@ CASES = [
     Case("tol-zero", lambda c: c.exact(tol=0.0), ValueError, r"`tol` must be > 0"),
     Case("method-unknown", lambda c: c.exact(method="sgd"), ValueError, r"`method='sgd'` is unknown"),
     Case("max-steps-zero", lambda c: c.exact(max_steps=0), ValueError, r"`max_steps` must be a positive integer"),
+    Case(
+        "pilot-max-steps-zero",
+        lambda c: c.infer(pilot_max_steps=0),
+        ValueError,
+        r"`pilot_max_steps` must be a positive integer, got 0",
+    ),
+    Case(
+        "data-batch-size-supervised",
+        lambda c: c.infer(data_batch_size=8, mode="supervised"),
+        ValueError,
+        r"`data_batch_size` applies to mode='criterion' only",
+    ),
+    Case("cv-folds-one", lambda c: c.infer(cv_folds=1), ValueError, r"`cv_folds` must be an integer ≥ 2"),
+    Case(
+        "cv-folds-supervised",
+        lambda c: c.infer(cv_folds=5, mode="supervised"),
+        ValueError,
+        r"`cv_folds` applies to mode='criterion' only",
+    ),
+    Case(
+        "cv-folds-too-many",
+        lambda c: c.run(options={"cv_folds": N + 1}),
+        ValueError,
+        rf"`cv_folds={N + 1}` exceeds the {N} weights of a draw",
+    ),
+    Case(
+        "init-generator-not-a-result",
+        lambda c: c.run(init_generator={"generator": None}),
+        TypeError,
+        r"`init_generator` must be the WBBRunResult of an earlier run\(\), got dict",
+    ),
+    Case(
+        "init-generator-other-range",
+        lambda c: c.run(init_generator=c.trained.result),
+        ValueError,
+        r"`init_generator` was trained for model 'ridge' over \[\('lam', 0\.01, 100\.0.*this run is for 'ridge' over "
+        r"\[\('lam', 0\.1, 10\.0",
+    ),
     # ---- results
     Case(
         "result-other-model",

@@ -1,5 +1,7 @@
 """Tuning criteria against hand computations; PSIS-LOO per λ equals ArviZ on the slice."""
 
+import logging
+import re
 import warnings
 
 import arviz as az
@@ -141,22 +143,34 @@ def test_per_hyper_matches_slices(problem):
     assert got == {float(lam): float(idata.posterior["beta"].sel(lam=lam).mean()) for lam in GRID}
 
 
-def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch):
+def _compiles(caplog, name: str) -> int:
+    """How many compilations of ``name`` JAX has logged (under ``jax.log_compiles()``)."""
+    pattern = re.compile(rf"Compiling (jit\()?{name}\b")  # "Compiling jit(f) with ..." in JAX 0.4.30+
+    return sum(1 for r in caplog.records if pattern.match(r.getMessage()))
+
+
+def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch, caplog):
     """Gradient ascent through the generator and a fine grid of the same criterion, with the
     same generator and the same number of draws, agree to within one step of a 41-point
     log grid: the search is checked, not the generator. The search's last value is the grid
     criterion at its end point (same draws: equal up to float64 rounding), and reverse mode
     (used above ``FORWARD_MODE_MAX`` hyperparameters) gives the forward-mode path (the same
-    derivative, up to rounding)."""
+    derivative, up to rounding). A second search with other draws, validation values of
+    the same shapes and another learning rate reuses the compiled program."""
     from wbbgen import tuning
     from wbbgen.tuning import gradient_search
 
     Xtr, ytr, Xva, yva, _ = problem
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
     result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
-    found = gradient_search(
-        infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
-    )
+    with jax.log_compiles(), caplog.at_level(logging.DEBUG):
+        found = gradient_search(
+            infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
+        )
+        first = _compiles(caplog, "_search")
+        # Other draws, validation values (same shapes) and learning rate: the same program.
+        gradient_search(infer, jax.random.key(5), result, Xva[::-1], yva[::-1], num_steps=150, learning_rate=0.1)
+        assert first >= 1 and _compiles(caplog, "_search") == first
     grid = np.logspace(-2, 2, 41)
     tuned = tune(
         infer, jax.random.key(4), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid}, num_samples=64
@@ -180,30 +194,42 @@ def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch):
     np.testing.assert_allclose(reverse.values, found.values, rtol=1e-9)
 
 
-def test_exact_kfold_equals_refitting_on_kept_rows(problem):
+@pytest.mark.parametrize("fold_seed, num_blocks", [(None, None), (11, None), (None, 8)])
+def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_blocks):
     """Deleting a fold by zero weights is refitting on the kept rows: per draw and fold,
     β = (X_keepᵀ W X_keep + λI)⁻¹(X_keepᵀ W y_keep + λa) in closed form (anchored prior, the
     draw's own weights and anchor), then the mean log density of the deleted rows. The
     objective is quadratic, so one Newton step solves it exactly: only rounding remains,
-    hence the 1e-6 relative tolerance."""
+    hence the 1e-6 relative tolerance. Folds: the default ones (``CV_FOLD_SEED``, those
+    kfold_cv and ``cv_folds`` use), those of an explicit ``fold_key``, or folds of blocks
+    (block weights: a fold deletes whole blocks of rows)."""
+    from wbbgen import weights as W
     from wbbgen.problem import draws, make_problem
-    from wbbgen.tuning import exact_kfold_cv, fold_masks
+    from wbbgen.tuning import exact_kfold_cv, fold_masks, trained_fold_masks
 
     Xtr, ytr, _, _, _ = problem
     key = jax.random.key(11)
-    curve, values = exact_kfold_cv(key, ridge, Xtr, ytr, hyper={"lam": GRID}, num_folds=4, num_samples=6)
+    fold_key = None if fold_seed is None else jax.random.key(fold_seed)
+    scheme = W.exponential(N) if num_blocks is None else W.block(N, num_blocks, rng_key=jax.random.key(3))
+    curve, values = exact_kfold_cv(
+        key, ridge, Xtr, ytr, hyper={"lam": GRID}, num_folds=4, num_samples=6, fold_key=fold_key, weights=scheme
+    )
     assert values.shape == (3, 6) and set(curve) >= {"mean", "sd"}
-    masks = fold_masks(N, 4, key)
-    prob = make_problem(ridge, (Xtr, ytr), {}, ("lam",), "exponential", "anchored")
+    S = scheme.num_weights
+    masks = trained_fold_masks(S, 4) if fold_key is None else fold_masks(S, 4, fold_key)
+    assert not np.array_equal(trained_fold_masks(N, 4), fold_masks(N, 4, jax.random.key(11)))
+    prob = make_problem(ridge, (Xtr, ytr), {}, ("lam",), scheme, "anchored")
     v, pd = draws(prob, key, jnp.asarray(GRID)[:, None], 6, prob.objective.data)
-    X, y, v, shift = np.asarray(Xtr), np.asarray(ytr), np.asarray(v), np.asarray(pd.shift)
+    X, y, shift = np.asarray(Xtr), np.asarray(ytr), np.asarray(pd.shift)
+    rows = np.asarray(scheme.expand(jnp.asarray(masks)))  # (4, N): 0 on the fold's rows
+    assert np.all(rows.sum(0) == 3)  # every row is deleted in exactly one fold
     want = np.zeros((3, 6))
     for k, lam in enumerate(GRID):
         for j in range(6):
-            for mask in masks:
-                w = v[j] * mask
+            for mask, kept in zip(masks, rows):
+                w = np.asarray(scheme.expand(v[j] * jnp.asarray(mask)))
                 beta = np.linalg.solve(X.T @ (w[:, None] * X) + lam * np.eye(P), X.T @ (w * y) + lam * shift[k, j])
-                want[k, j] += stats.norm.logpdf(y, X @ beta, 1.0) @ (1 - mask) / N
+                want[k, j] += stats.norm.logpdf(y, X @ beta, 1.0) @ (1.0 - kept) / N
     np.testing.assert_allclose(values, want, rtol=1e-6)
 
 
@@ -261,11 +287,4 @@ def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem, monkeyp
         kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8, num_folds=5)
     with pytest.warns(UserWarning, match="other folds"):
         kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_samples=8, fold_key=jax.random.key(1))
-    with pytest.raises(ValueError, match="`cv_folds` must be an integer ≥ 2"):
-        AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=1)
-    with pytest.raises(ValueError, match="`cv_folds` applies to mode='criterion' only"):
-        AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=4, mode="supervised")
-    with pytest.raises(ValueError, match=f"`cv_folds=100` exceeds the {N} weights"):
-        AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, cv_folds=100).run(
-            jax.random.key(0), Xtr, ytr, num_steps=2, progress_bar=False
-        )
+    # Bad `cv_folds` values: docs/bad-inputs.md (tests/test_bad_inputs.py).

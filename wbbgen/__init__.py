@@ -19,7 +19,17 @@ from wbbgen.plots import plot_curve, plot_path
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
 from wbbgen.train import NonFiniteTrainingError
-from wbbgen.tuning import accuracy, custom, gradient_search, heldout_log_density, kfold_cv, mse, psis_loo, tune
+from wbbgen.tuning import (
+    accuracy,
+    custom,
+    exact_kfold_cv,
+    gradient_search,
+    heldout_log_density,
+    kfold_cv,
+    mse,
+    psis_loo,
+    tune,
+)
 
 __version__ = "0.1.0"
 
@@ -50,6 +60,7 @@ __all__ = [
     "custom",
     "gradient_search",
     "kfold_cv",
+    "exact_kfold_cv",
     "build_inference_data",
     "per_hyper",
     "log_predictive",

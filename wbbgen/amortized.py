@@ -64,7 +64,9 @@ class WBBRunResult(NamedTuple):
         config: the settings of the run (recorded in InferenceData attrs).
         cost: the cost model's prediction of exact WBB vs this run for the ``plan``
             (:class:`wbbgen.cost.CostEstimate`: ``cheaper``, ``crossover_pairs``, ...), made
-            after the first training chunk; None for a resumed run.
+            after the first training chunk; None for a resumed run and when the pilot is
+            capped (``pilot_max_steps``) or skipped (``init_generator``), since its timing
+            of exact solves is what the model extrapolates.
     """
 
     generator: Any
@@ -88,7 +90,8 @@ class AmortizedWBB:
         hyper: ``{name: distribution}``: the range the generator is trained over, e.g.
             ``{"lam": dist.LogUniform(1e-2, 1e3)}``.
         weights: observation weights: ``"exponential"`` (default), ``"dirichlet"``,
-            ``"multinomial"``, ``"double_bootstrap"``, or a function ``n -> WeightScheme``
+            ``"multinomial"``, ``"double_bootstrap"``, ``"block"`` (1000 shuffled blocks),
+            a :class:`~wbbgen.weights.WeightScheme`, or a function ``n -> WeightScheme``
             such as ``lambda n: wbbgen.weights.block(n, 50, rng_key=key)``.
         prior_weight: ``"anchored"`` (default), ``"random"`` or ``"fixed"`` (:mod:`wbbgen.prior`).
         generator: ``"mlp"`` (default), ``"linear"`` (linear in the weights) or a class.
@@ -98,7 +101,10 @@ class AmortizedWBB:
         batch_size: (w, λ, ξ) draws per training step.
         mode: ``"criterion"`` (minimise the weighted objective) or ``"supervised"``
             (regress onto ``num_targets`` exact solutions).
+        num_targets: exact solutions regressed on in supervised mode.
         num_pilot: hyperparameter values of the pilot exact solves that set the output scale.
+        chunk_size: training steps per compiled ``lax.scan`` chunk; the progress bar,
+            non-finite checks and checkpoints happen between chunks.
         fidelity_samples: draws per λ for the closing fidelity check (0 skips it).
         on_nonfinite: ``"stop"`` (raise with the last finite generator) or ``"skip"``.
         obs_plate: the plate that indexes observations, when an observed site sits in several.
@@ -682,11 +688,20 @@ class AmortizedWBB:
 
         return tune(self, rng_key, result, criterion=criterion, hyper=hyper, num_samples=num_samples, prefer=prefer)
 
-    def to_inference_data(self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000):
+    def to_inference_data(
+        self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000, log_likelihood: bool = True
+    ):
         """:meth:`get_samples` as ArviZ InferenceData: posterior dims (chain, draw, <hyper>,
-        ...), ``log_likelihood`` per observation, ``observed_data``, ``sample_stats``
-        (objective value and gradient norm of each draw), settings in ``attrs``."""
-        return self.get_samples(rng_key, result, hyper=hyper, num_samples=num_samples).to_inference_data()
+        ...), ``log_likelihood`` per observation (K × S × n numbers; ``log_likelihood=False``
+        leaves it out), ``observed_data``, ``sample_stats`` (objective value and gradient
+        norm of each draw), settings in ``attrs``.
+
+        Example:
+            >>> idata = infer.to_inference_data(jax.random.key(2), result, hyper={"lam": grid})
+            >>> idata.posterior["beta"].sel(lam=1.0, method="nearest").mean(("chain", "draw"))
+        """
+        samples = self.get_samples(rng_key, result, hyper=hyper, num_samples=num_samples)
+        return samples.to_inference_data(log_likelihood=log_likelihood)
 
 
 @eqx.filter_jit

@@ -1,5 +1,5 @@
-"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--smoke]``,
-``wbbgen bench {perf,calibration} --out DIR [--smoke]`` and
+"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--num-samples S] [--seed K] [--smoke]``,
+``wbbgen bench {perf,calibration} --out DIR [--only P1,P3] [--smoke]`` and
 ``wbbgen bench hpo --task T… --methods M… [--budget B] [--seeds N] --out DIR [--smoke]``."""
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ def main(argv=None) -> int:
     bench.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
     bench.add_argument("--only", help="perf: comma-separated targets, e.g. P3,P5 (default: all)")
     hpo = bench.add_argument_group("hpo (the tuning comparison)")
-    hpo.add_argument("--task", nargs="+", help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp or all")
+    hpo.add_argument(
+        "--task",
+        nargs="+",
+        help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp, all (those four) or digits-mlp-layers",
+    )
     hpo.add_argument(
         "--methods",
         nargs="+",

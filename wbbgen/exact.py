@@ -198,7 +198,8 @@ def exact_wbb(
         hyper: ``{name: grid}``; several names give the outer product of the grids.
         num_samples: draws per grid point.
         weights: ``"exponential"`` (default), ``"dirichlet"``, ``"multinomial"``,
-            ``"double_bootstrap"``, or a :class:`~wbbgen.weights.WeightScheme`.
+            ``"double_bootstrap"``, ``"block"``, a :class:`~wbbgen.weights.WeightScheme`, or a
+            function ``n -> WeightScheme``.
         prior_weight: ``"anchored"`` (default), ``"random"`` or ``"fixed"`` (:mod:`wbbgen.prior`).
         method: ``"auto"`` (Newton up to 200 parameters, else L-BFGS), ``"newton"``,
             ``"lbfgs"`` or ``"bfgs"``.

@@ -33,6 +33,9 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -277,16 +280,28 @@ def gradient_search(
     function of λ; the search runs on the encoded scale z ∈ [−1, 1] (log λ for positive
     hyperparameters) with Adam, from ``num_starts`` points spread over the support. Steps
     that would leave the training support are clipped to it, counted, and warned about.
+
+    Args:
+        infer, result: the :class:`~wbbgen.AmortizedWBB` and the result of its ``run``.
+        rng_key: the key of the draws; the same key and ``num_samples`` as
+            :meth:`~wbbgen.AmortizedWBB.tune` gives the same criterion at the same λ.
+        *args, **kwargs: the new (validation) data, as the model takes them.
+        num_starts: starting points, evenly spaced on the encoded scale in [−0.8, 0.8].
+        num_steps: Adam steps per start.
+        learning_rate: Adam's step size on the encoded scale (the support is [−1, 1]).
+        num_samples: draws (weights and prior keys) averaged in the criterion.
+
+    Returns a :class:`GradientSearchResult`: ``best`` (the best start's end point),
+    ``value``, the paths and criterion values of every start, and the clipped-step count.
+
+    Example:
+        >>> found = wbbgen.gradient_search(infer, jax.random.key(4), result, X_val, y_val)
+        >>> found.best, found.value
     """
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
-    import optax
 
     from wbbgen._checks import as_key, positive_int
-    from wbbgen.objective import build_objective
-    from wbbgen.problem import hyper_dict
-    from wbbgen.train import _decode, encode
+    from wbbgen.objective import _split_data, build_objective
+    from wbbgen.train import _decode
 
     rng_key = as_key(rng_key)
     num_starts = positive_int(num_starts, "num_starts")
@@ -305,67 +320,32 @@ def gradient_search(
             f"the validation data give the model {val.num_params} parameters, the training data "
             f"{problem.objective.num_params}; pass validation data with the same columns."
         )
+    # The training objective's likelihood evaluates new data of the same layout (its data are
+    # an argument) and, unlike `val`'s, is the same function at every call: the compiled
+    # search is then reused. Other non-array arguments than training's need `val`'s own.
+    same_static = _same_static(_split_data(result.model_args, result.model_kwargs)[1], _split_data(args, kwargs)[1])
+    loglik = problem.objective.log_likelihood if same_static else val.log_likelihood
     dtype = problem.objective.init_params.dtype
     # The weights and prior keys :meth:`AmortizedWBB.get_samples` uses for this key, so the
     # criterion equals the one a grid evaluation with the same key computes.
     k_w, k_p = jax.random.split(rng_key)
     v = problem.weights.sample(k_w, (num_samples,))
     keys = jax.random.split(k_p, num_samples)
-
-    def decode(z):
-        return jnp.stack(
-            [
-                jnp.exp(d.center + d.half_width * z[i]) if d.log_scale else d.center + d.half_width * z[i]
-                for i, d in enumerate(domains)
-            ]
-        )
-
-    def criterion(z, generator, v, keys, train_data, val_data):
-        values = decode(z)
-        h = hyper_dict(problem, values)
-        pdraw = jax.vmap(lambda k: problem.prior.sample(k, problem.objective, h, train_data))(keys)
-        zz = encode(domains, values)
-        thetas = jax.vmap(generator, in_axes=(0, None, 0))(v, zz, pdraw.noise)
-        ll = jax.vmap(lambda th: sum(x for x in val.log_likelihood(th, h, val_data).values()))(thetas)
-        return jnp.mean(ll)
-
-    opt = optax.adam(learning_rate)
-
-    # The generator, the draws and the data are arguments rather than constants embedded in
-    # the compiled program. The scan runs num_steps + 1 evaluations and drops the last update,
-    # so the program holds one copy of the criterion (with its gradient), not a second one for
-    # the end point: compiling is most of a short search's cost.
-    @eqx.filter_jit
-    def search(starts, generator, v, keys, train_data, val_data):
-        def run(z0):
-            args = (generator, v, keys, train_data, val_data)
-
-            def value_and_grad(z):
-                if z.shape[0] > FORWARD_MODE_MAX:
-                    return jax.value_and_grad(criterion)(z, *args)
-                # Few hyperparameters: one forward-mode pass per coordinate, a smaller
-                # program to compile than the reverse pass (measured on the digits MLP,
-                # one λ: 3.2 s of XLA compilation instead of 4.6 s).
-                basis = jnp.eye(z.shape[0], dtype=z.dtype)
-                jvp = lambda t: jax.jvp(lambda zz: criterion(zz, *args), (z,), (t,))  # noqa: E731
-                return jax.vmap(jvp, out_axes=(None, 0))(basis)
-
-            def step(carry, k):
-                z, state, clipped = carry
-                value, grad = value_and_grad(z)
-                updates, state = opt.update(-grad, state, z)
-                z_new = z + updates
-                out = (k < num_steps) & jnp.any(jnp.abs(z_new) > 1.0)
-                return (jnp.clip(z_new, -1.0, 1.0), state, clipped + out), (z, value)
-
-            carry = (z0, opt.init(z0), 0)
-            (_, _, clipped), (path, vals) = jax.lax.scan(step, carry, jnp.arange(num_steps + 1))
-            return path, vals, clipped
-
-        return jax.vmap(run)(starts)
-
     starts = jnp.linspace(-0.8, 0.8, num_starts, dtype=dtype)[:, None] * jnp.ones((1, len(domains)), dtype)
-    paths, vals, clipped = search(starts, generator, v, keys, problem.objective.data, val.data)
+    static_domains = tuple(d._replace(distribution=None) for d in domains)  # hashable by value
+    paths, vals, clipped = _search(
+        problem,
+        static_domains,
+        loglik,
+        num_steps,
+        len(domains) <= FORWARD_MODE_MAX,
+        starts,
+        generator,
+        v,
+        keys,
+        val.data,
+        jnp.asarray(learning_rate, dtype),
+    )
     paths, vals = np.asarray(paths), np.asarray(vals)
     n_clipped = int(np.asarray(clipped).sum())
     if n_clipped:
@@ -383,6 +363,74 @@ def gradient_search(
     )
 
 
+def _same_static(a, b) -> bool:
+    """Whether two non-array parts of model arguments (``_split_data``'s static halves) agree."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    try:
+        return ta == tb and all(type(x) is type(y) and bool(x == y) for x, y in zip(la, lb))
+    except Exception:  # leaves without a plain equality: never assume them equal
+        return False
+
+
+@eqx.filter_jit
+def _search(problem, domains, loglik, num_steps, forward, starts, generator, v, keys, val_data, learning_rate):
+    """Adam ascent of the held-out log density from each start ``(num_starts, m)``: the paths,
+    criterion values ``(num_starts, num_steps + 1)`` and clipped-step counts.
+
+    Compiled once per problem, likelihood, ``num_steps``, mode (``forward``) and shapes:
+    the generator, the draws, the data and the learning rate are traced arguments. The scan
+    runs ``num_steps + 1`` evaluations and drops the last update, so the program holds one
+    copy of the criterion (with its gradient), not a second one for the end point."""
+    import optax
+
+    from wbbgen.problem import hyper_dict
+    from wbbgen.train import encode
+
+    train_data = problem.objective.data
+    opt = optax.adam(learning_rate)
+
+    def decode(z):
+        return jnp.stack(
+            [
+                jnp.exp(d.center + d.half_width * z[i]) if d.log_scale else d.center + d.half_width * z[i]
+                for i, d in enumerate(domains)
+            ]
+        )
+
+    def criterion(z):
+        values = decode(z)
+        h = hyper_dict(problem, values)
+        pdraw = jax.vmap(lambda k: problem.prior.sample(k, problem.objective, h, train_data))(keys)
+        thetas = jax.vmap(generator, in_axes=(0, None, 0))(v, encode(domains, values), pdraw.noise)
+        ll = jax.vmap(lambda th: sum(x for x in loglik(th, h, val_data).values()))(thetas)
+        return jnp.mean(ll)
+
+    def value_and_grad(z):
+        if not forward:
+            return jax.value_and_grad(criterion)(z)
+        # Few hyperparameters (``forward``): one forward-mode pass per coordinate, a smaller
+        # program to compile than the reverse pass (measured on the digits MLP, one λ: 3.2 s
+        # of XLA compilation instead of 4.6 s).
+        basis = jnp.eye(z.shape[0], dtype=z.dtype)
+        return jax.vmap(lambda t: jax.jvp(criterion, (z,), (t,)), out_axes=(None, 0))(basis)
+
+    def run(z0):
+        def step(carry, k):
+            z, state, clipped = carry
+            value, grad = value_and_grad(z)
+            updates, state = opt.update(-grad, state, z)
+            z_new = z + updates
+            out = (k < num_steps) & jnp.any(jnp.abs(z_new) > 1.0)
+            return (jnp.clip(z_new, -1.0, 1.0), state, clipped + out), (z, value)
+
+        carry = (z0, opt.init(z0), 0)
+        (_, _, clipped), (path, vals) = jax.lax.scan(step, carry, jnp.arange(num_steps + 1))
+        return path, vals, clipped
+
+    return jax.vmap(run)(starts)
+
+
 #: gradient_search differentiates by forward mode up to this many hyperparameters.
 FORWARD_MODE_MAX = 2
 
@@ -395,15 +443,18 @@ CV_FOLD_SEED = 0
 
 def trained_fold_masks(num_weights: int, num_folds: int) -> np.ndarray:
     """The folds an ``AmortizedWBB(cv_folds=num_folds)`` generator is trained to delete."""
-    import jax
+    return fold_masks(num_weights, num_folds, _fold_key(None))
 
-    return fold_masks(num_weights, num_folds, jax.random.key(CV_FOLD_SEED))
+
+def _fold_key(fold_key):
+    """``fold_key``, or the key of the default folds (``CV_FOLD_SEED``)."""
+
+    return jax.random.key(CV_FOLD_SEED) if fold_key is None else fold_key
 
 
 def fold_masks(num_weights: int, num_folds: int, rng_key) -> np.ndarray:
     """``(num_folds, num_weights)`` 0/1 masks: entries shuffled into ``num_folds`` folds of
     (near-)equal size with a seeded permutation; mask k is 0 on fold k."""
-    import jax
 
     from wbbgen._checks import as_key, positive_int
 
@@ -429,16 +480,19 @@ def kfold_cv(
 
     Returns the curve (mean, sd and quantiles over draws j) and the values ``(K…, S)``.
 
-    A generator trained with ``AmortizedWBB(cv_folds=K)`` is trained to delete its own K
-    folds, and they are the default here (``num_folds`` K, folds from ``CV_FOLD_SEED``).
-    Otherwise (``num_folds`` 10, folds shuffled with ``fold_key``, default ``rng_key``) a
-    tenth of the weights at zero lies outside the Exp(1) weights it was trained on.
-    Either way, compare a few λ with :func:`exact_kfold_cv` on a large model: on digits
-    softmax regression (650 parameters) the generator scored deleted rows as if fitted,
-    even with ``cv_folds=10``, and CV picked the weakest λ (docs: tuning how-to).
+    Folds: ``num_folds`` (default: the ``cv_folds`` the generator was trained with, else
+    10) shuffled with ``fold_key`` (default ``jax.random.key(CV_FOLD_SEED)``): the folds an
+    ``AmortizedWBB(cv_folds=K)`` generator was trained to delete, and the folds
+    :func:`exact_kfold_cv` deletes by default. A generator trained without ``cv_folds``
+    never saw a tenth of its weights at zero (Exp(1) weights are never 0). Either way,
+    compare a few λ with :func:`exact_kfold_cv` on a large model: on digits softmax
+    regression (650 parameters) the generator scored deleted rows as if fitted, even with
+    ``cv_folds=10``, and CV picked the weakest λ (docs: tuning how-to).
+
+    Example:
+        >>> curve, values = kfold_cv(infer, jax.random.key(3), result, hyper={"lam": jnp.logspace(-2, 2, 9)})
+        >>> float(curve["mean"].idxmax())   # λ̂
     """
-    import jax
-    import jax.numpy as jnp
 
     from wbbgen._checks import as_key, positive_int
     from wbbgen.hyper import check_grid, grid_product
@@ -453,12 +507,7 @@ def kfold_cv(
     check_grid(domains, grids, "kfold_cv")
     trained = result.config.get("cv_folds")
     num_weights = problem.weights.num_weights
-    if num_folds is None:
-        num_folds = trained or 10
-    if fold_key is None and trained == num_folds:
-        masks = trained_fold_masks(num_weights, num_folds)
-    else:
-        masks = fold_masks(num_weights, num_folds, fold_key if fold_key is not None else rng_key)
+    masks = fold_masks(num_weights, num_folds or trained or 10, _fold_key(fold_key))
     if trained is not None and not np.array_equal(masks, trained_fold_masks(num_weights, trained)):
         warnings.warn(
             f"the generator was trained to delete its own {trained} folds (AmortizedWBB(cv_folds={trained})); "
@@ -492,39 +541,67 @@ def kfold_cv(
 
 
 def exact_kfold_cv(
-    rng_key, model, *args, hyper: Mapping, num_folds: int = 10, num_samples: int = 50, fold_key=None, **kwargs
+    rng_key,
+    model,
+    *args,
+    hyper: Mapping,
+    num_folds: int = 10,
+    num_samples: int = 50,
+    fold_key=None,
+    weights="exponential",
+    prior_weight: str = "anchored",
+    obs_plate: str | None = None,
+    **kwargs,
 ) -> tuple[xr.Dataset, np.ndarray]:
-    """:func:`kfold_cv` with exact WBB solves instead of the generator (the reference):
-    per fold, :func:`wbbgen.exact_wbb` with the fold's weights set to zero."""
-    import jax.numpy as jnp
+    """:func:`kfold_cv` by exact WBB solves instead of the generator (the reference): per
+    fold, :func:`wbbgen.exact_wbb` with the fold's weights set to zero, scored on the
+    deleted rows. ``weights`` and ``prior_weight`` are :func:`~wbbgen.exact_wbb`'s; with
+    the settings the generator was trained with and the same ``num_folds``, ``fold_key``
+    (default: the ``CV_FOLD_SEED`` folds), ``rng_key`` and ``num_samples``, the two delete
+    the same folds from the same draws and compare draw by draw.
+
+    Example:
+        >>> exact, _ = exact_kfold_cv(jax.random.key(3), model, X, y, hyper={"lam": [0.1, 1.0, 10.0]})
+        >>> generator, _ = kfold_cv(infer, jax.random.key(3), result, hyper={"lam": [0.1, 1.0, 10.0]}, num_samples=50)
+    """
 
     from wbbgen.exact import exact_wbb
     from wbbgen.objective import build_objective
-    from wbbgen.weights import WeightScheme, exponential
+    from wbbgen.weights import resolve_weights
 
-    objective = build_objective(model, args, kwargs, tuple(hyper))
-    n = objective.num_obs
-    masks = fold_masks(n, num_folds, fold_key if fold_key is not None else rng_key)
-    base = exponential(n)
+    base = resolve_weights(weights, build_objective(model, args, kwargs, tuple(hyper), obs_plate).num_obs)
+    masks = fold_masks(base.num_weights, num_folds, _fold_key(fold_key))
     total = 0.0
     for k, mask in enumerate(masks):
-        m = jnp.asarray(mask)
-        scheme = WeightScheme(
-            f"exponential, fold {k} deleted",
-            n,
-            n,
-            lambda key, shape, m=m: base.sample(key, shape) * m,
-            lambda v: v,
-            has_zeros=True,
-        )
+        scheme = _deleting(base, jnp.asarray(mask), f"{base.name}, fold {k} deleted")
         s = exact_wbb(
-            rng_key, model, *args, hyper=hyper, num_samples=num_samples, weights=scheme, progress_bar=False, **kwargs
+            rng_key,
+            model,
+            *args,
+            hyper=hyper,
+            num_samples=num_samples,
+            weights=scheme,
+            prior_weight=prior_weight,
+            obs_plate=obs_plate,
+            progress_bar=False,
+            **kwargs,
         )
         ll = sum(s._log_likelihood().values())  # (K…, S, n)
-        total = total + np.asarray(ll) @ (1.0 - mask)
-    out = total / n
+        total = total + np.asarray(ll) @ (1.0 - np.asarray(base.expand(jnp.asarray(mask))))
+    out = total / base.num_obs
     grids = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in hyper.items()}
     return _curve_from_values(out, grids, "kfold_cv"), out
+
+
+def _deleting(base, mask, name: str):
+    """``base`` with the weights where ``mask`` is 0 set to zero: the same draws as
+    ``base.sample(key) * mask`` (what :func:`kfold_cv` feeds the generator)."""
+
+    def sample(key, shape=()):
+        v = base.sample(key, shape)
+        return v * mask.astype(v.dtype)
+
+    return base._replace(name=name, sample=sample, has_zeros=True)
 
 
 def _curve_from_values(values, grids, name, higher_is_better: bool = True) -> xr.Dataset:
