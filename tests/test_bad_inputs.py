@@ -24,6 +24,7 @@ import pytest
 import test_io  # tests/ is on sys.path (pytest's default "prepend" import mode); see Ctx.trained
 from numpyro.distributions import constraints
 
+import wbbgen
 import wbbgen.checkpoint as ckpt
 import wbbgen.io as wio
 from wbbgen import AmortizedWBB, ExtrapolationWarning, FunctionModel, exact_wbb
@@ -403,6 +404,35 @@ CASES = [
         lambda c: c.exact(hyper={"lam": [1.0, -1.0]}),
         ValueError,
         r"not finite at hyperparameter values \{lam=-1\}",
+    ),
+    Case(
+        "gradient-search-schedule",
+        lambda c: wbbgen.gradient_search(
+            c.trained.infer,
+            jax.random.key(0),
+            c.trained.result,
+            c.trained.X,
+            c.trained.y,
+            learning_rate=lambda step: 0.05,
+        ),
+        ValueError,
+        r"`learning_rate` must be a positive number .* schedules are not supported here",
+    ),
+    Case(
+        "gradient-search-lr-negative",
+        lambda c: wbbgen.gradient_search(
+            c.trained.infer, jax.random.key(0), c.trained.result, c.trained.X, c.trained.y, learning_rate=-0.05
+        ),
+        ValueError,
+        r"`learning_rate` must be a positive, finite number \(e.g. 0.05\), got -0.05",
+    ),
+    Case(
+        "kfold-folds-zero",
+        lambda c: wbbgen.kfold_cv(
+            c.trained.infer, jax.random.key(0), c.trained.result, hyper={"lam": [1.0]}, num_folds=0
+        ),
+        ValueError,
+        r"`num_folds` must be a positive integer, got 0",
     ),
     Case("grid-nan", lambda c: c.samples({"lam": [1.0, np.nan]}), ValueError, r"contains NaN or inf"),
     Case(

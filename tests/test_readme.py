@@ -13,6 +13,6 @@ def test_readme_example_runs(capsys):
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     samples, exact, idata = namespace["samples"], namespace["exact"], namespace["idata"]
     assert samples["beta"].shape == (20, 1000, 30)
-    assert exact["beta"].shape == (4, 200, 30)
+    assert exact["beta"].shape == (4, 1000, 30)
     assert idata.posterior["beta"].sel(lam=1.0, method="nearest").shape == (1, 1000, 30)
     assert len(capsys.readouterr().out.strip().split()) >= 3

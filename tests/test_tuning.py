@@ -22,10 +22,10 @@ N, P = 40, 3
 GRID = np.array([0.01, 1.0, 100.0])
 
 
-def ridge(X, y=None, *, lam=1.0):
+def ridge(X, y=None, *, lam=1.0, sigma=1.0):
     beta = numpyro.sample("beta", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
     with numpyro.plate("data", X.shape[0]):
-        numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+        numpyro.sample("y", dist.Normal(X @ beta, sigma), obs=y)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,14 @@ def problem():
     Xtr, ytr, Xva, yva = X[:N], y[:N], X[N:], y[N:]
     samples = exact_wbb(jax.random.key(1), ridge, Xtr, ytr, hyper={"lam": GRID}, num_samples=30, progress_bar=False)
     return Xtr, ytr, Xva, yva, samples
+
+
+@pytest.fixture(scope="module")
+def trained(problem):
+    """One generator over λ ∈ [0.01, 100] on the training rows, shared by the tests below."""
+    Xtr, ytr, _, _, _ = problem
+    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
+    return infer, infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
 
 
 def test_heldout_log_density_by_hand(problem):
@@ -118,10 +126,9 @@ def test_choose_best_and_one_standard_error():
         choose(_curve([1, 2, 3, 4], [0, 0, 0, 0]), prefer="middle")
 
 
-def test_tune_end_to_end(problem):
-    Xtr, ytr, Xva, yva, _ = problem
-    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
-    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+def test_tune_end_to_end(problem, trained):
+    _, _, Xva, yva, _ = problem
+    infer, result = trained
     grid = np.logspace(-2, 2, 9)
     tuned = tune(
         infer, jax.random.key(3), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid}, num_samples=50
@@ -149,28 +156,42 @@ def _compiles(caplog, name: str) -> int:
     return sum(1 for r in caplog.records if pattern.match(r.getMessage()))
 
 
-def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch, caplog):
+def test_gradient_search_finds_the_grid_optimum(problem, trained, monkeypatch, caplog):
     """Gradient ascent through the generator and a fine grid of the same criterion, with the
     same generator and the same number of draws, agree to within one step of a 41-point
     log grid: the search is checked, not the generator. The search's last value is the grid
     criterion at its end point (same draws: equal up to float64 rounding), and reverse mode
     (used above ``FORWARD_MODE_MAX`` hyperparameters) gives the forward-mode path (the same
     derivative, up to rounding). A second search with other draws, validation values of
-    the same shapes and another learning rate reuses the compiled program."""
+    the same shapes and another learning rate reuses the compiled program, and still ends at
+    its own data's criterion. Validation data with another non-array argument (``sigma``)
+    are scored by their own likelihood, not the training call's."""
     from wbbgen import tuning
     from wbbgen.tuning import gradient_search
 
-    Xtr, ytr, Xva, yva, _ = problem
-    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
-    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    _, _, Xva, yva, _ = problem
+    infer, result = trained
+
+    def criterion_at(key, lam, *args, **kwargs):
+        """The grid criterion of ``tune`` at one λ, with the search's key and 64 draws."""
+        crit = heldout_log_density(*args, **kwargs)
+        return tune(infer, key, result, criterion=crit, hyper={"lam": [lam]}, num_samples=64).curve["mean"].values[0]
+
     with jax.log_compiles(), caplog.at_level(logging.DEBUG):
         found = gradient_search(
             infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
         )
         first = _compiles(caplog, "_search")
         # Other draws, validation values (same shapes) and learning rate: the same program.
-        gradient_search(infer, jax.random.key(5), result, Xva[::-1], yva[::-1], num_steps=150, learning_rate=0.1)
+        again = gradient_search(
+            infer, jax.random.key(5), result, Xva[::-1], yva[::-1], num_steps=150, learning_rate=0.1
+        )
         assert first >= 1 and _compiles(caplog, "_search") == first
+    got = criterion_at(jax.random.key(5), again.best["lam"], Xva[::-1], yva[::-1])
+    np.testing.assert_allclose(got, again.value, rtol=1e-9)
+    wide = gradient_search(infer, jax.random.key(6), result, Xva, yva, sigma=2.0, num_steps=20)
+    got = criterion_at(jax.random.key(6), wide.best["lam"], Xva, yva, sigma=2.0)
+    np.testing.assert_allclose(got, wide.value, rtol=1e-9)
     grid = np.logspace(-2, 2, 41)
     tuned = tune(
         infer, jax.random.key(4), result, criterion=heldout_log_density(Xva, yva), hyper={"lam": grid}, num_samples=64
@@ -178,15 +199,7 @@ def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch, caplog):
     step = np.log(grid[1] / grid[0])
     assert abs(np.log(found.best["lam"] / tuned.best["lam"])) <= step + 1e-9
     assert found.values.shape == (4, 151) and np.all(np.diff(found.values[:, -20:], axis=1) > -1e-3)
-    at_end = tune(
-        infer,
-        jax.random.key(4),
-        result,
-        criterion=heldout_log_density(Xva, yva),
-        hyper={"lam": [found.best["lam"]]},
-        num_samples=64,
-    )
-    np.testing.assert_allclose(at_end.curve["mean"].values[0], found.value, rtol=1e-9)
+    np.testing.assert_allclose(criterion_at(jax.random.key(4), found.best["lam"], Xva, yva), found.value, rtol=1e-9)
     monkeypatch.setattr(tuning, "FORWARD_MODE_MAX", 0)
     reverse = gradient_search(
         infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
@@ -194,11 +207,13 @@ def test_gradient_search_finds_the_grid_optimum(problem, monkeypatch, caplog):
     np.testing.assert_allclose(reverse.values, found.values, rtol=1e-9)
 
 
-@pytest.mark.parametrize("fold_seed, num_blocks", [(None, None), (11, None), (None, 8)])
-def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_blocks):
+@pytest.mark.parametrize(
+    "fold_seed, num_blocks, prior_weight", [(None, None, "anchored"), (11, None, "anchored"), (None, 8, "fixed")]
+)
+def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_blocks, prior_weight):
     """Deleting a fold by zero weights is refitting on the kept rows: per draw and fold,
-    β = (X_keepᵀ W X_keep + λI)⁻¹(X_keepᵀ W y_keep + λa) in closed form (anchored prior, the
-    draw's own weights and anchor), then the mean log density of the deleted rows. The
+    β = (X_keepᵀ W X_keep + λI)⁻¹(X_keepᵀ W y_keep + λa) in closed form (the draw's own
+    weights and anchor a; a = 0 for the fixed prior), then the mean log density of the deleted rows. The
     objective is quadratic, so one Newton step solves it exactly: only rounding remains,
     hence the 1e-6 relative tolerance. Folds: the default ones (``CV_FOLD_SEED``, those
     kfold_cv and ``cv_folds`` use), those of an explicit ``fold_key``, or folds of blocks
@@ -212,15 +227,25 @@ def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_block
     fold_key = None if fold_seed is None else jax.random.key(fold_seed)
     scheme = W.exponential(N) if num_blocks is None else W.block(N, num_blocks, rng_key=jax.random.key(3))
     curve, values = exact_kfold_cv(
-        key, ridge, Xtr, ytr, hyper={"lam": GRID}, num_folds=4, num_samples=6, fold_key=fold_key, weights=scheme
+        key,
+        ridge,
+        Xtr,
+        ytr,
+        hyper={"lam": GRID},
+        num_folds=4,
+        num_samples=6,
+        fold_key=fold_key,
+        weights=scheme,
+        prior_weight=prior_weight,
     )
     assert values.shape == (3, 6) and set(curve) >= {"mean", "sd"}
     S = scheme.num_weights
     masks = trained_fold_masks(S, 4) if fold_key is None else fold_masks(S, 4, fold_key)
     assert not np.array_equal(trained_fold_masks(N, 4), fold_masks(N, 4, jax.random.key(11)))
-    prob = make_problem(ridge, (Xtr, ytr), {}, ("lam",), scheme, "anchored")
+    prob = make_problem(ridge, (Xtr, ytr), {}, ("lam",), scheme, prior_weight)
     v, pd = draws(prob, key, jnp.asarray(GRID)[:, None], 6, prob.objective.data)
     X, y, shift = np.asarray(Xtr), np.asarray(ytr), np.asarray(pd.shift)
+    assert (prior_weight == "fixed") == np.all(shift == 0)
     rows = np.asarray(scheme.expand(jnp.asarray(masks)))  # (4, N): 0 on the fold's rows
     assert np.all(rows.sum(0) == 3)  # every row is deleted in exactly one fold
     want = np.zeros((3, 6))
@@ -233,17 +258,22 @@ def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_block
     np.testing.assert_allclose(values, want, rtol=1e-6)
 
 
-def test_kfold_through_the_generator(problem):
-    from wbbgen.tuning import fold_masks, kfold_cv
+def test_kfold_through_the_generator(trained):
+    """Without ``cv_folds`` in training, kfold_cv's default folds are the ``CV_FOLD_SEED`` ones
+    (those exact_kfold_cv deletes), not folds drawn from its ``rng_key``."""
+    from wbbgen.tuning import CV_FOLD_SEED, fold_masks, kfold_cv
 
-    Xtr, ytr, _, _, _ = problem
-    infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4)
-    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
-    curve, values = kfold_cv(
-        infer, jax.random.key(5), result, hyper={"lam": [0.1, 1.0, 10.0]}, num_folds=5, num_samples=16
-    )
+    infer, result = trained
+
+    def cv(**kwargs):
+        grid = {"lam": [0.1, 1.0, 10.0]}
+        return kfold_cv(infer, jax.random.key(5), result, hyper=grid, num_folds=5, num_samples=16, **kwargs)[1]
+
+    values = cv()
     assert values.shape == (3, 16) and np.all(np.isfinite(values))
-    masks = fold_masks(N, 5, jax.random.key(5))
+    np.testing.assert_array_equal(values, cv(fold_key=jax.random.key(CV_FOLD_SEED)))
+    assert not np.allclose(values, cv(fold_key=jax.random.key(5)), rtol=1e-3)
+    masks = fold_masks(N, 5, jax.random.key(CV_FOLD_SEED))
     assert np.all(masks.sum(0) == 4) and np.all(masks.sum(1) == N - N // 5)
     with pytest.raises(ValueError, match="`num_folds` must be between 2 and"):
         fold_masks(N, 1, jax.random.key(0))

@@ -90,7 +90,7 @@ class AmortizedWBB:
         hyper: ``{name: distribution}``: the range the generator is trained over, e.g.
             ``{"lam": dist.LogUniform(1e-2, 1e3)}``.
         weights: observation weights: ``"exponential"`` (default), ``"dirichlet"``,
-            ``"multinomial"``, ``"double_bootstrap"``, ``"block"`` (1000 shuffled blocks),
+            ``"multinomial"``, ``"double_bootstrap"``, ``"block"`` (min(n, 1000) shuffled blocks),
             a :class:`~wbbgen.weights.WeightScheme`, or a function ``n -> WeightScheme``
             such as ``lambda n: wbbgen.weights.block(n, 50, rng_key=key)``.
         prior_weight: ``"anchored"`` (default), ``"random"`` or ``"fixed"`` (:mod:`wbbgen.prior`).

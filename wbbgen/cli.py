@@ -1,5 +1,5 @@
 """Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--num-samples S] [--seed K] [--smoke]``,
-``wbbgen bench {perf,calibration} --out DIR [--only P1,P3] [--smoke]`` and
+``wbbgen bench perf --out DIR [--only P1,P3] [--smoke]``, ``wbbgen bench calibration --out DIR [--smoke]`` and
 ``wbbgen bench hpo --task T… --methods M… [--budget B] [--seeds N] --out DIR [--smoke]``."""
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     hpo.add_argument(
         "--task",
         nargs="+",
-        help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp, all (those four) or digits-mlp-layers",
+        help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp, all (those four), digits-mlp-layers "
+        "or tiny-ridge (the test suite's task)",
     )
     hpo.add_argument(
         "--methods",

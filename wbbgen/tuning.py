@@ -294,18 +294,30 @@ def gradient_search(
     Returns a :class:`GradientSearchResult`: ``best`` (the best start's end point),
     ``value``, the paths and criterion values of every start, and the clipped-step count.
 
+    The search compiles once per trained result, ``num_steps`` and shapes, and later calls
+    reuse the program. JAX's cache keeps it, and the result's objective, for the life of the
+    process. Validation data whose non-array arguments differ from the training call's
+    compile their own program on each call.
+
     Example:
         >>> found = wbbgen.gradient_search(infer, jax.random.key(4), result, X_val, y_val)
         >>> found.best, found.value
     """
 
     from wbbgen._checks import as_key, positive_int
-    from wbbgen.objective import _split_data, build_objective
+    from wbbgen.objective import build_objective
     from wbbgen.train import _decode
 
     rng_key = as_key(rng_key)
     num_starts = positive_int(num_starts, "num_starts")
     num_steps = positive_int(num_steps, "num_steps")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"`learning_rate` must be a positive number (Adam's step size on the encoded scale, where the "
+            f"support is [-1, 1]; e.g. 0.05), got {learning_rate!r}; schedules are not supported here."
+        )
+    if not 0 < float(learning_rate) < np.inf:
+        raise ValueError(f"`learning_rate` must be a positive, finite number (e.g. 0.05), got {learning_rate}.")
     infer._check_result(result)
     problem, domains, generator = result.problem, result.domains, result.generator
     names = [d.name for d in domains]
@@ -323,7 +335,7 @@ def gradient_search(
     # The training objective's likelihood evaluates new data of the same layout (its data are
     # an argument) and, unlike `val`'s, is the same function at every call: the compiled
     # search is then reused. Other non-array arguments than training's need `val`'s own.
-    same_static = _same_static(_split_data(result.model_args, result.model_kwargs)[1], _split_data(args, kwargs)[1])
+    same_static = _same_static(_static_part(result.model_args, result.model_kwargs), _static_part(args, kwargs))
     loglik = problem.objective.log_likelihood if same_static else val.log_likelihood
     dtype = problem.objective.init_params.dtype
     # The weights and prior keys :meth:`AmortizedWBB.get_samples` uses for this key, so the
@@ -361,6 +373,11 @@ def gradient_search(
     return GradientSearchResult(
         {n: float(trace[n][best, -1]) for n in names}, float(vals[best, -1]), trace, vals, n_clipped
     )
+
+
+def _static_part(args, kwargs):
+    """The non-array part of model arguments (what ``objective._split_data`` keeps static)."""
+    return eqx.partition((tuple(args), dict(kwargs)), eqx.is_array)[1]
 
 
 def _same_static(a, b) -> bool:
@@ -507,7 +524,7 @@ def kfold_cv(
     check_grid(domains, grids, "kfold_cv")
     trained = result.config.get("cv_folds")
     num_weights = problem.weights.num_weights
-    masks = fold_masks(num_weights, num_folds or trained or 10, _fold_key(fold_key))
+    masks = fold_masks(num_weights, num_folds if num_folds is not None else (trained or 10), _fold_key(fold_key))
     if trained is not None and not np.array_equal(masks, trained_fold_masks(num_weights, trained)):
         warnings.warn(
             f"the generator was trained to delete its own {trained} folds (AmortizedWBB(cv_folds={trained})); "
@@ -559,6 +576,19 @@ def exact_kfold_cv(
     the settings the generator was trained with and the same ``num_folds``, ``fold_key``
     (default: the ``CV_FOLD_SEED`` folds), ``rng_key`` and ``num_samples``, the two delete
     the same folds from the same draws and compare draw by draw.
+
+    Args:
+        rng_key: the key of the draws (weights and prior draws, as in ``exact_wbb``).
+        model, *args, **kwargs: the model and its training data, as ``exact_wbb`` takes them.
+        hyper: ``{name: grid}`` of the hyperparameters (their product is evaluated).
+        num_folds: folds K; rows (or blocks) are shuffled into K folds of near-equal size.
+        num_samples: WBB draws per fold and grid point.
+        fold_key: the key that shuffles rows into folds (default ``key(CV_FOLD_SEED)``).
+        weights, prior_weight, obs_plate: as in :func:`~wbbgen.exact_wbb`.
+
+    Returns ``(curve, values)``: the xarray curve (mean, sd and quantiles over the draws)
+    and the per-draw values ``(K…, num_samples)``, the mean log density per row of the
+    deleted rows, summed over folds and divided by n.
 
     Example:
         >>> exact, _ = exact_kfold_cv(jax.random.key(3), model, X, y, hyper={"lam": [0.1, 1.0, 10.0]})
