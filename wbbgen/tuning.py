@@ -579,7 +579,7 @@ def exact_kfold_cv(
 
     Args:
         rng_key: the key of the draws (weights and prior draws, as in ``exact_wbb``).
-        model, *args, **kwargs: the model and its training data, as ``exact_wbb`` takes them.
+        model: the model, followed by its training data (``*args, **kwargs``), as ``exact_wbb`` takes them.
         hyper: ``{name: grid}`` of the hyperparameters (their product is evaluated).
         num_folds: folds K; rows (or blocks) are shuffled into K folds of near-equal size.
         num_samples: WBB draws per fold and grid point.
