@@ -103,7 +103,8 @@ def digits_case(smoke: bool):
     from wbbgen import AmortizedWBB, heldout_log_density, models
     from wbbgen.baselines.tasks import carve_validation
     from wbbgen.datasets import digits
-    from wbbgen.tuning import CV_FOLD_SEED, exact_kfold_cv, kfold_cv, psis_loo
+    from wbbgen.tuning import exact_kfold_cv, kfold_cv, psis_loo
+    from wbbgen.weights import CV_FOLD_SEED
 
     s = digits()
     Xtr, ytr, Xva, yva = carve_validation(s.X_train, s.y_train)  # the harness's split: 943 / 314

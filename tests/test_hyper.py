@@ -7,8 +7,7 @@ import numpyro.distributions as dist
 import pytest
 
 from wbbgen import Choice, ExtrapolationWarning
-from wbbgen.hyper import check_grid, grid_product, make_domains
-from wbbgen.train import encode, encoded_width, spread_values
+from wbbgen.hyper import check_grid, encode, encoded_width, grid_product, make_domains, spread_values
 
 
 def test_log_scale_encoding_spans_minus_one_to_one():

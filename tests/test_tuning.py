@@ -220,7 +220,8 @@ def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_block
     (block weights: a fold deletes whole blocks of rows)."""
     from wbbgen import weights as W
     from wbbgen.problem import draws, make_problem
-    from wbbgen.tuning import exact_kfold_cv, fold_masks, trained_fold_masks
+    from wbbgen.tuning import exact_kfold_cv
+    from wbbgen.weights import fold_masks, trained_fold_masks
 
     Xtr, ytr, _, _, _ = problem
     key = jax.random.key(11)
@@ -261,7 +262,8 @@ def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_block
 def test_kfold_through_the_generator(trained):
     """Without ``cv_folds`` in training, kfold_cv's default folds are the ``CV_FOLD_SEED`` ones
     (those exact_kfold_cv deletes), not folds drawn from its ``rng_key``."""
-    from wbbgen.tuning import CV_FOLD_SEED, fold_masks, kfold_cv
+    from wbbgen.tuning import kfold_cv
+    from wbbgen.weights import CV_FOLD_SEED, fold_masks
 
     infer, result = trained
 
@@ -284,7 +286,8 @@ def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem, monkeyp
     them (the same values as passing them explicitly), and other folds warn."""
     from wbbgen import train as _train
     from wbbgen.io import describe_settings
-    from wbbgen.tuning import CV_FOLD_SEED, kfold_cv, trained_fold_masks
+    from wbbgen.tuning import kfold_cv
+    from wbbgen.weights import CV_FOLD_SEED, trained_fold_masks
 
     Xtr, ytr, _, _, _ = problem
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4, cv_folds=4)

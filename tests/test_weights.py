@@ -68,7 +68,7 @@ def test_fold_deletion_deletes_one_fold_in_a_share_of_draws():
     are positive) or zeros on exactly one fold's rows. With 4000 draws the share of deleted
     draws is 0.5 ± 4·√(0.25/4000) = ± 0.032, each fold's 0.125 ± 4·√(0.125·0.875/4000) = ± 0.021
     (binomial standard errors, 4 sd), and the kept weights keep mean 1 (± 4 sd of their mean)."""
-    from wbbgen.tuning import fold_masks
+    from wbbgen.weights import fold_masks
 
     n, draws = 20, 4000
     masks = fold_masks(n, 4, jax.random.key(0))

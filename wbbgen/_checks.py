@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-__all__ = ["positive_int", "as_key"]
+__all__ = ["positive_int", "as_key", "is_array", "jsonable"]
 
 
 def positive_int(value, name: str) -> int:
@@ -25,3 +25,23 @@ def as_key(rng_key, name: str = "rng_key"):
         f"`{name}` must be a single PRNG key such as jax.random.key(0), got {rng_key!r}. "
         "Pass a key as the first argument (NumPyro's convention)."
     )
+
+
+def is_array(x) -> bool:
+    """A numpy or JAX array (or numpy scalar): what model arguments trace as data."""
+    return isinstance(x, (np.ndarray, np.generic, jax.Array))
+
+
+def jsonable(x):
+    """numpy scalars/arrays, tuples and mappings -> Python floats, lists and dicts (JSON);
+    NaN and inf stay floats (``json`` writes and reads them back)."""
+    from collections.abc import Mapping
+
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if is_array(x):
+        a = np.asarray(x)
+        return a.tolist() if a.ndim else a.item()
+    return x

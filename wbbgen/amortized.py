@@ -30,13 +30,22 @@ from wbbgen import sharding as _sharding
 from wbbgen import train as _train
 from wbbgen._checks import as_key, positive_int
 from wbbgen.cost import CostEstimate, estimate_cost, format_cost
-from wbbgen.exact import solve_batch
+from wbbgen.exact import draws_per_solve, exact_method, solve_batch, solve_path_chunked
 from wbbgen.generator import OutputScale, make_generator_compiled
-from wbbgen.hyper import HyperDomain, check_grid, grid_product, make_domains
+from wbbgen.hyper import (
+    HyperDomain,
+    check_grid,
+    decode,
+    encode,
+    encoded_width,
+    grid_product,
+    make_domains,
+    spread_values,
+)
 from wbbgen.minibatch import check_minibatch, row_mask
-from wbbgen.problem import Problem, check_differentiable, draws, make_problem, objective_stats
+from wbbgen.problem import Problem, check_differentiable, draws, generate, make_problem, objective_stats
 from wbbgen.samples import WBBSamples
-from wbbgen.weights import with_fold_deletion
+from wbbgen.weights import CV_DELETION_RATE, trained_fold_masks, with_fold_deletion
 
 __all__ = ["AmortizedWBB", "WBBRunResult"]
 
@@ -291,7 +300,7 @@ class AmortizedWBB:
             )
             if saved is not None:
                 _ckpt.check_header(saved[1], header, saved[0])
-        centre = [float(_train._decode(d, 0.0)) if d.choices is None else d.choices[0] for d in self.domains]
+        centre = [float(decode(d, 0.0)) if d.choices is None else d.choices[0] for d in self.domains]
         if saved is None:  # a resumed run was checked when it started (same model signature)
             check_differentiable(problem, centre)
         _check_num_weights(problem)
@@ -304,7 +313,7 @@ class AmortizedWBB:
         optimizer = self.optimizer or _train.default_optimizer(num_steps)
 
         def build(output_scale):
-            return self._build_generator(problem, output_scale, k_gen)
+            return self.build_generator(problem, output_scale, k_gen)
 
         previous = np.zeros(0, np.asarray(objective.init_params).dtype)
         exact_timing = {}
@@ -323,9 +332,7 @@ class AmortizedWBB:
             # The template is the state a fresh run builds, with the pilot's output scale
             # (whose values come from the checkpoint: the pilot solves are not repeated).
             path, saved_header, payload = saved
-            scale_like = OutputScale.identity(
-                objective.num_params, _train.encoded_width(self.domains), jnp.result_type(float)
-            )
+            scale_like = OutputScale.identity(objective.num_params, encoded_width(self.domains), jnp.result_type(float))
             like = eqx.filter_eval_shape(lambda: _train.init(build(scale_like), optimizer))
             like = _io.conform(like, saved_header["layout"], path, "checkpoint", _io.is_output_scale)
             scale_like = _io.conform(
@@ -439,8 +446,8 @@ class AmortizedWBB:
                 self.domains,
                 k_fid,
                 num_samples=self.fidelity_samples,
-                method=_exact_method(problem),
-                max_draws=_train.draws_per_solve(problem),
+                method=exact_method(problem),
+                max_draws=draws_per_solve(problem),
             )
             diagnostics["fidelity_s"] = time.perf_counter() - t0
             result = result._replace(fidelity=fid)
@@ -484,8 +491,6 @@ class AmortizedWBB:
         rows in half the draws (:func:`wbbgen.weights.with_fold_deletion`)."""
         if self.cv_folds is None:
             return problem
-        from wbbgen.tuning import CV_DELETION_RATE, trained_fold_masks
-
         if self.cv_folds > problem.weights.num_weights:
             raise ValueError(
                 f"`cv_folds={self.cv_folds}` exceeds the {problem.weights.num_weights} weights of a draw "
@@ -494,7 +499,7 @@ class AmortizedWBB:
         masks = trained_fold_masks(problem.weights.num_weights, self.cv_folds)
         return problem._replace(weights=with_fold_deletion(problem.weights, masks, CV_DELETION_RATE))
 
-    def _build_generator(self, problem: Problem, output_scale, key):
+    def build_generator(self, problem: Problem, output_scale, key):
         """The generator :meth:`run` trains; also, traced abstractly, the template that a
         checkpoint (:mod:`wbbgen.checkpoint`) or a saved generator (:func:`wbbgen.io.load`)
         is read into, so the three cannot drift apart."""
@@ -502,7 +507,7 @@ class AmortizedWBB:
         return make_generator_compiled(
             self.generator,
             problem.weights.num_weights,
-            _train.encoded_width(self.domains),
+            encoded_width(self.domains),
             problem.prior.noise_dim(objective.num_params),
             objective.num_params,
             key=key,
@@ -555,13 +560,13 @@ class AmortizedWBB:
         model: ``exact_step_s`` (seconds), ``exact_step_draws``, ``pilot_values``."""
         P = max(self.num_pilot, 2 * len(self.domains) + 2)
         k_z, k_solve = jax.random.split(rng_key)
-        values = _train.spread_values(self.domains, P, k_z)
+        values = spread_values(self.domains, P, k_z)
         # As many draws per value as the closing fidelity check uses: both then share one
         # compiled per-λ solve (the path step is compiled per problem and draw count).
         S = self.num_pilot_samples or self.fidelity_samples or 64
-        method = _exact_method(problem)
-        chunk = _train.draws_per_solve(problem)
-        thetas, info, v, pdraw = _train.solve_path_chunked(
+        method = exact_method(problem)
+        chunk = draws_per_solve(problem)
+        thetas, info, v, pdraw = solve_path_chunked(
             problem, k_solve, values, S, max_draws=chunk, method=method, max_steps=self.pilot_max_steps
         )
         if timing is not None:  # one warm step of the compiled solve (a chunk's draws)
@@ -583,7 +588,7 @@ class AmortizedWBB:
             )
         thetas = np.where(ok[..., None], thetas, np.nan)
         thetas = np.where(np.isnan(thetas), np.nanmean(thetas, axis=1, keepdims=True), thetas)
-        return _train.fit_output_scale(thetas, np.asarray(_train.encode(self.domains, jnp.asarray(values))))
+        return _train.fit_output_scale(thetas, np.asarray(encode(self.domains, jnp.asarray(values))))
 
     def _targets(self, problem: Problem, output_scale, rng_key):
         """Exact optimisers of ``num_targets`` random (w, λ, ξ) draws (supervised mode)."""
@@ -621,7 +626,7 @@ class AmortizedWBB:
         } | {k: v for k, v in (("cv_folds", self.cv_folds), ("pilot_max_steps", self.pilot_max_steps)) if v is not None}
 
     # ----------------------------------------------------------------------------------
-    def _check_result(self, result):
+    def check_result(self, result):
         if not isinstance(result, WBBRunResult):
             raise TypeError(f"`result` must be the WBBRunResult returned by run(), got {type(result).__name__}.")
         mine = getattr(self.model, "__qualname__", repr(self.model))
@@ -644,7 +649,7 @@ class AmortizedWBB:
         first access, not here: they cost more than the draws.
         """
         rng_key = as_key(rng_key)
-        self._check_result(result)
+        self.check_result(result)
         num_samples = positive_int(num_samples, "num_samples")
         grids, mesh = grid_product(result.domains, hyper)
         check_grid(result.domains, grids, "get_samples", stacklevel=3)
@@ -704,15 +709,7 @@ class AmortizedWBB:
         return samples.to_inference_data(log_likelihood=log_likelihood)
 
 
-@eqx.filter_jit
-def _generate(problem, domains, generator, rng_key, values, num_samples):
-    """Generator draws ``(K, S, d)`` at ``values (K, m)`` (one compilation per (K, S)
-    shape; λ is traced). The weights enter the generator's first layer once per draw, not
-    once per (draw, λ): they do not depend on λ."""
-    data = problem.objective.data
-    v, pdraw = draws(problem, rng_key, values, num_samples, data)
-    z = _train.encode(domains, values)
-    return jax.vmap(jax.vmap(generator, in_axes=(0, None, 0)), in_axes=(None, 0, 0))(v, z, pdraw.noise)
+_generate = eqx.filter_jit(generate)  # one compilation per (K, S) shape; λ is traced
 
 
 @eqx.filter_jit
@@ -725,15 +722,6 @@ def _draw_stats(problem, thetas, rng_key, values):
         jax.vmap(lambda th, vv, dd, x: objective_stats(problem, th, vv, dd, x, data), in_axes=(0, 0, 0, None)),
         in_axes=(0, None, 0, 0),
     )(thetas, v, pdraw, values)
-
-
-def _exact_method(problem: Problem) -> str:
-    """Newton's Hessian costs n·d² per iteration and holds d tangents of every
-    per-observation term: above 256 MB of them per draw (large data), the pilot and fidelity
-    solves use L-BFGS (n·d per iteration)."""
-    obj = problem.objective
-    itemsize = np.dtype(obj.init_params.dtype).itemsize
-    return "lbfgs" if obj.num_obs * obj.num_params * itemsize > 2**28 else "auto"
 
 
 def _time_path_step(problem: Problem, thetas, v, pdraw, values, method: str, max_steps=None) -> dict:

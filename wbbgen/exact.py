@@ -27,11 +27,20 @@ from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
 from wbbgen.hyper import grid_product
-from wbbgen.problem import Problem, check_differentiable, draws, hyper_dict, loss, make_problem
+from wbbgen.problem import Problem, check_differentiable, draw_bytes, draws, hyper_dict, loss, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.solver import SolverInfo, solve
 
-__all__ = ["exact_wbb", "solve_batch", "solve_path", "ConvergenceWarning", "samples_from_thetas"]
+__all__ = [
+    "exact_wbb",
+    "solve_batch",
+    "solve_path",
+    "solve_path_chunked",
+    "draws_per_solve",
+    "exact_method",
+    "ConvergenceWarning",
+    "samples_from_thetas",
+]
 
 #: Above this many parameters, Newton's d×d eigendecomposition gives way to L-BFGS.
 NEWTON_MAX_DIM = 200
@@ -254,3 +263,33 @@ def _warn_unconverged(info: SolverInfo, tol: float):
             ConvergenceWarning,
             stacklevel=3,
         )
+
+
+def solve_path_chunked(problem: Problem, rng_key, values, num_samples: int, *, max_draws: int | None = None, **kw):
+    """:func:`wbbgen.exact.solve_path` over ``num_samples`` draws, at most ``max_draws`` solved
+    together (None: all): the vmapped quasi-Newton solver keeps a copy of the data's
+    linearisation per draw (n × d floats each), so for large data the draws are solved in
+    chunks, chunk j with key ``fold_in(rng_key, j)``. Same return layout as ``solve_path``;
+    with one chunk, the same draws."""
+    if max_draws is None or max_draws >= num_samples:
+        return solve_path(problem, rng_key, values, num_samples, **kw)
+    parts = []
+    for j, start in enumerate(range(0, num_samples, max_draws)):
+        size = min(max_draws, num_samples - start)
+        parts.append(solve_path(problem, jax.random.fold_in(rng_key, j), values, size, **kw))
+    cat = lambda axis, *xs: jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=axis), *xs)  # noqa: E731
+    thetas, info, v, pdraw = zip(*parts)
+    return cat(1, *thetas), cat(1, *info), cat(0, *v), cat(1, *pdraw)
+
+
+def draws_per_solve(problem: Problem, budget_bytes: int = 2**30) -> int:
+    """How many draws :func:`solve_path_chunked` solves together: n × d floats each, within
+    ``budget_bytes`` (at least 1)."""
+    return max(1, int(budget_bytes // draw_bytes(problem)))
+
+
+def exact_method(problem: Problem) -> str:
+    """The method of the pilot and fidelity solves: Newton's Hessian costs n·d² per
+    iteration and holds d tangents of every per-observation term, so above 256 MB of them
+    per draw (large data) L-BFGS (n·d per iteration), else ``"auto"``."""
+    return "lbfgs" if draw_bytes(problem) > 2**28 else "auto"

@@ -21,7 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import Distribution, constraints
 
-__all__ = ["Choice", "HyperDomain", "make_domains", "grid_product", "check_grid", "ExtrapolationWarning"]
+__all__ = [
+    "Choice",
+    "HyperDomain",
+    "make_domains",
+    "grid_product",
+    "check_grid",
+    "ExtrapolationWarning",
+    "encode",
+    "encoded_width",
+    "decode",
+    "spread_values",
+]
 
 
 class Choice:
@@ -180,3 +191,39 @@ def check_grid(domains, grids: Mapping[str, np.ndarray], where: str, stacklevel:
                 ExtrapolationWarning,
                 stacklevel=stacklevel,
             )
+
+
+def encode(domains, values):
+    """Encode ``(…, m)`` hyperparameter values for the generator (:mod:`wbbgen.hyper`):
+    ``(…, Σ width)``, continuous hyperparameters first (the first of them is the axis along
+    which the output scale varies smoothly), then the one-hot blocks of discrete ones."""
+    order = sorted(range(len(domains)), key=lambda i: domains[i].choices is not None)
+    return jnp.concatenate([domains[i].encode(values[..., i]) for i in order], axis=-1)
+
+
+def encoded_width(domains) -> int:
+    """Number of generator inputs encoding the hyperparameters (the sum of the domains' widths)."""
+    return sum(d.width for d in domains)
+
+
+def spread_values(domains, num_values: int, rng_key, edge: float = 1.0) -> np.ndarray:
+    """``(P, m)`` hyperparameter values covering the training support: the first continuous
+    hyperparameter on an even grid of its encoding over [−edge, edge], other continuous ones
+    at random in it, discrete ones cycling through their choices."""
+    values = np.zeros((num_values, len(domains)))
+    first = next((i for i, d in enumerate(domains) if d.choices is None), None)
+    for i, d in enumerate(domains):
+        if d.choices is not None:
+            values[:, i] = np.asarray(d.choices)[(np.arange(num_values) + i) % len(d.choices)]
+        elif i == first:
+            values[:, i] = decode(d, np.linspace(-edge, edge, num_values))
+        else:
+            u = np.asarray(jax.random.uniform(jax.random.fold_in(rng_key, i), (num_values,), minval=-edge, maxval=edge))
+            values[:, i] = decode(d, u)
+    return values
+
+
+def decode(domain: HyperDomain, z):
+    """Inverse of the encoding of a continuous hyperparameter: ``z`` (host numbers) -> values."""
+    t = domain.center + domain.half_width * np.asarray(z)
+    return np.exp(t) if domain.log_scale else t

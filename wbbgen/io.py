@@ -630,7 +630,7 @@ def load(path, model, *args, **kwargs):
         )
 
     scale_like = OutputScale.identity(objective.num_params, len(infer.domains), objective.init_params.dtype)
-    template = eqx.filter_eval_shape(lambda: infer._build_generator(problem, scale_like, jax.random.key(0)))
+    template = eqx.filter_eval_shape(lambda: infer.build_generator(problem, scale_like, jax.random.key(0)))
     template = conform(template, header["layout"], path, "saved generator", is_output_scale)
     losses_like = np.zeros(header["losses"]["length"], header["losses"]["dtype"])
     tree = unpack_tree(payload, {"generator": template, "losses": losses_like}, path, "saved generator")

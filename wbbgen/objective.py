@@ -47,6 +47,8 @@ from numpyro.distributions import ExpandedDistribution, ImproperUniform, Indepen
 from numpyro.distributions.transforms import IdentityTransform, IndependentTransform, biject_to
 from numpyro.infer.initialization import init_to_median
 
+from wbbgen._data import split_data
+
 __all__ = ["Objective", "FunctionModel", "build_objective", "unconstrained_mode"]
 
 #: Newton iterations used to locate the mode of each prior in the unconstrained space.
@@ -113,25 +115,6 @@ class FunctionModel(NamedTuple):
 
 # --------------------------------------------------------------------------------------
 # helpers shared by both builders
-
-
-def _split_data(args, kwargs):
-    """Arrays become traced ``data``; everything else is static configuration."""
-    dynamic, static = eqx.partition((tuple(args), dict(kwargs)), eqx.is_array)
-    leaves = jax.tree_util.tree_leaves(dynamic)
-    for leaf in leaves:
-        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
-            raise ValueError(
-                "the data contain NaN or inf; remove or impute those rows before calling wbbgen "
-                "(weights cannot mask non-finite values)."
-            )
-    float_dtypes = {leaf.dtype for leaf in leaves if jnp.issubdtype(leaf.dtype, jnp.floating)}
-    if len(float_dtypes) > 1:
-        raise TypeError(
-            f"the data mix floating dtypes {sorted(map(str, float_dtypes))}; cast every array to one "
-            "dtype (float32 for speed, float64 with jax_enable_x64 for accuracy)."
-        )
-    return dynamic, static
 
 
 def _newton_mode(logq, v0, diag: bool):
@@ -293,7 +276,7 @@ def _per_observation(site, frame):
 
 def _from_numpyro(model, args, kwargs, hyper_names, obs_plate, hyper_init=None):
     _check_hyper_names(model, hyper_names)
-    dynamic, static = _split_data(args, kwargs)
+    dynamic, static = split_data(args, kwargs)
 
     def call(data, hyper):
         a, kw = eqx.combine(data, static)
@@ -435,7 +418,7 @@ def _from_functions(fm: FunctionModel, args, kwargs, hyper_names):
     _check_hyper_names(fm.log_prior, hyper_names)
     if kwargs:
         raise TypeError(f"FunctionModel takes data as positional arguments only; got keywords {sorted(kwargs)}.")
-    dynamic, static = _split_data(args, {})
+    dynamic, static = split_data(args, {})
     init_flat, unravel = ravel_pytree(fm.init_params)
 
     def log_likelihood(theta, hyper, data):

@@ -15,11 +15,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wbbgen.hyper import encode
 from wbbgen.objective import Objective
 from wbbgen.prior import PriorDraw, PriorScheme, weighted_loss
 from wbbgen.weights import WeightScheme
 
-__all__ = ["Problem", "draws", "hyper_dict", "make_problem", "check_differentiable"]
+__all__ = [
+    "Problem",
+    "draws",
+    "generate",
+    "generate_grid",
+    "draw_bytes",
+    "hyper_dict",
+    "make_problem",
+    "check_differentiable",
+]
 
 
 class Problem(NamedTuple):
@@ -68,6 +78,27 @@ def draws(problem: Problem, rng_key, values, num_samples: int, data):
     keys = jax.random.split(k_p, num_samples)
     per_value = jax.vmap(lambda k, x: prior_draw(problem, k, x, data), in_axes=(0, None))
     return v, jax.vmap(lambda x: per_value(keys, x))(values)
+
+
+def generate_grid(generator, v, z, noise):
+    """Generator draws ``(K, S, d)`` from weights ``v (S, num_weights)`` shared across the K
+    encoded hyperparameter values ``z (K, width)`` and prior noise ``noise (K, S, …)``."""
+    return jax.vmap(jax.vmap(generator, in_axes=(0, None, 0)), in_axes=(None, 0, 0))(v, z, noise)
+
+
+def generate(problem: Problem, domains, generator, rng_key, values, num_samples: int, data=None):
+    """Generator draws ``(K, S, d)`` at hyperparameter values ``values (K, m)``: the weights
+    and prior draws of :func:`draws` with this key (the exact solver's draws), encoded λ."""
+    data = problem.objective.data if data is None else data
+    v, pdraw = draws(problem, rng_key, values, num_samples, data)
+    return generate_grid(generator, v, encode(domains, values), pdraw.noise)
+
+
+def draw_bytes(problem: Problem) -> int:
+    """Bytes of one draw's linearisation of the data, n × d floats: what a vmapped Newton or
+    quasi-Newton solve holds per draw, and what the memory rules of the exact solver size."""
+    obj = problem.objective
+    return obj.num_obs * obj.num_params * np.dtype(obj.init_params.dtype).itemsize
 
 
 def objective_stats(problem: Problem, theta, v, draw, values, data):

@@ -43,17 +43,15 @@ from tqdm.auto import tqdm
 
 from wbbgen import sharding as _sharding
 from wbbgen.generator import OutputScale
+from wbbgen.hyper import encode, spread_values
 from wbbgen.minibatch import minibatch_loss, sample_rows, take_rows
-from wbbgen.problem import Problem, loss, prior_draw
+from wbbgen.problem import Problem, generate_grid, loss, prior_draw
 
 __all__ = [
     "Batch",
     "TrainState",
     "TrainInfo",
     "NonFiniteTrainingError",
-    "encode",
-    "encoded_width",
-    "spread_values",
     "sample_batch",
     "fit_output_scale",
     "default_optimizer",
@@ -61,8 +59,6 @@ __all__ = [
     "build_step",
     "train",
     "fidelity",
-    "solve_path_chunked",
-    "draws_per_solve",
 ]
 
 
@@ -106,36 +102,6 @@ class TrainInfo(NamedTuple):
     loss: jax.Array
     grad_norm: jax.Array
     finite: jax.Array
-
-
-def encode(domains, values):
-    """Encode ``(…, m)`` hyperparameter values for the generator (:mod:`wbbgen.hyper`):
-    ``(…, Σ width)``, continuous hyperparameters first (the first of them is the axis along
-    which the output scale varies smoothly), then the one-hot blocks of discrete ones."""
-    order = sorted(range(len(domains)), key=lambda i: domains[i].choices is not None)
-    return jnp.concatenate([domains[i].encode(values[..., i]) for i in order], axis=-1)
-
-
-def encoded_width(domains) -> int:
-    """Number of generator inputs encoding the hyperparameters (the sum of the domains' widths)."""
-    return sum(d.width for d in domains)
-
-
-def spread_values(domains, num_values: int, rng_key, edge: float = 1.0) -> np.ndarray:
-    """``(P, m)`` hyperparameter values covering the training support: the first continuous
-    hyperparameter on an even grid of its encoding over [−edge, edge], other continuous ones
-    at random in it, discrete ones cycling through their choices."""
-    values = np.zeros((num_values, len(domains)))
-    first = next((i for i, d in enumerate(domains) if d.choices is None), None)
-    for i, d in enumerate(domains):
-        if d.choices is not None:
-            values[:, i] = np.asarray(d.choices)[(np.arange(num_values) + i) % len(d.choices)]
-        elif i == first:
-            values[:, i] = _decode(d, np.linspace(-edge, edge, num_values))
-        else:
-            u = np.asarray(jax.random.uniform(jax.random.fold_in(rng_key, i), (num_values,), minval=-edge, maxval=edge))
-            values[:, i] = _decode(d, u)
-    return values
 
 
 def sample_batch(problem: Problem, domains, rng_key, batch_size: int, data) -> Batch:
@@ -383,12 +349,14 @@ def fidelity(
     median coordinate). Returns a dict of numpy arrays keyed by those names plus ``values``.
     ``max_draws`` bounds the draws solved together (:func:`solve_path_chunked`).
     """
+    from wbbgen.exact import solve_path_chunked
+
     values = spread_values(domains, num_values, rng_key, edge=0.9)
     thetas, info, v, pdraw = solve_path_chunked(
         problem, rng_key, values, num_samples, max_draws=max_draws, tol=tol, method=method
     )
     zz = encode(domains, jnp.asarray(values, thetas.dtype))
-    gen = jax.jit(jax.vmap(jax.vmap(generator, in_axes=(0, None, 0)), in_axes=(None, 0, 0)))(v, zz, pdraw.noise)
+    gen = jax.jit(generate_grid)(generator, v, zz, pdraw.noise)
     exact, gen = np.asarray(thetas, np.float64), np.asarray(gen, np.float64)
     sd = exact.std(1)
     ratio = gen.std(1) / sd
@@ -403,35 +371,3 @@ def fidelity(
         "rmse_median": np.median(rmse, 1),
         "exact_converged": np.asarray(info.converged).mean(1),
     }
-
-
-def solve_path_chunked(problem: Problem, rng_key, values, num_samples: int, *, max_draws: int | None = None, **kw):
-    """:func:`wbbgen.exact.solve_path` over ``num_samples`` draws, at most ``max_draws`` solved
-    together (None: all): the vmapped quasi-Newton solver keeps a copy of the data's
-    linearisation per draw (n × d floats each), so for large data the draws are solved in
-    chunks, chunk j with key ``fold_in(rng_key, j)``. Same return layout as ``solve_path``;
-    with one chunk, the same draws."""
-    from wbbgen.exact import solve_path
-
-    if max_draws is None or max_draws >= num_samples:
-        return solve_path(problem, rng_key, values, num_samples, **kw)
-    parts = []
-    for j, start in enumerate(range(0, num_samples, max_draws)):
-        size = min(max_draws, num_samples - start)
-        parts.append(solve_path(problem, jax.random.fold_in(rng_key, j), values, size, **kw))
-    cat = lambda axis, *xs: jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=axis), *xs)  # noqa: E731
-    thetas, info, v, pdraw = zip(*parts)
-    return cat(1, *thetas), cat(1, *info), cat(0, *v), cat(1, *pdraw)
-
-
-def draws_per_solve(problem: Problem, budget_bytes: int = 2**30) -> int:
-    """How many draws :func:`solve_path_chunked` solves together: n × d floats each, within
-    ``budget_bytes`` (at least 1)."""
-    obj = problem.objective
-    per_draw = obj.num_obs * obj.num_params * np.dtype(obj.init_params.dtype).itemsize
-    return max(1, int(budget_bytes // per_draw))
-
-
-def _decode(domain, z):
-    t = domain.center + domain.half_width * np.asarray(z)
-    return np.exp(t) if domain.log_scale else t

@@ -39,7 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from wbbgen._data import same_static, static_part
+from wbbgen.hyper import decode, encode
 from wbbgen.samples import WBBSamples
+from wbbgen.weights import CV_DELETION_RATE, CV_FOLD_SEED, fold_masks, resolve_fold_key, trained_fold_masks
 
 __all__ = [
     "Criterion",
@@ -306,7 +309,6 @@ def gradient_search(
 
     from wbbgen._checks import as_key, positive_int
     from wbbgen.objective import build_objective
-    from wbbgen.train import _decode
 
     rng_key = as_key(rng_key)
     num_starts = positive_int(num_starts, "num_starts")
@@ -318,7 +320,7 @@ def gradient_search(
         )
     if not 0 < float(learning_rate) < np.inf:
         raise ValueError(f"`learning_rate` must be a positive, finite number (e.g. 0.05), got {learning_rate}.")
-    infer._check_result(result)
+    infer.check_result(result)
     problem, domains, generator = result.problem, result.domains, result.generator
     names = [d.name for d in domains]
     if any(d.choices is not None for d in domains):
@@ -335,8 +337,8 @@ def gradient_search(
     # The training objective's likelihood evaluates new data of the same layout (its data are
     # an argument) and, unlike `val`'s, is the same function at every call: the compiled
     # search is then reused. Other non-array arguments than training's need `val`'s own.
-    same_static = _same_static(_static_part(result.model_args, result.model_kwargs), _static_part(args, kwargs))
-    loglik = problem.objective.log_likelihood if same_static else val.log_likelihood
+    unchanged = same_static(static_part(result.model_args, result.model_kwargs), static_part(args, kwargs))
+    loglik = problem.objective.log_likelihood if unchanged else val.log_likelihood
     dtype = problem.objective.init_params.dtype
     # The weights and prior keys :meth:`AmortizedWBB.get_samples` uses for this key, so the
     # criterion equals the one a grid evaluation with the same key computes.
@@ -369,25 +371,10 @@ def gradient_search(
             stacklevel=2,
         )
     best = int(np.argmax(vals[:, -1]))
-    trace = {d.name: _decode(d, paths[..., i]) for i, d in enumerate(domains)}
+    trace = {d.name: decode(d, paths[..., i]) for i, d in enumerate(domains)}
     return GradientSearchResult(
         {n: float(trace[n][best, -1]) for n in names}, float(vals[best, -1]), trace, vals, n_clipped
     )
-
-
-def _static_part(args, kwargs):
-    """The non-array part of model arguments (what ``objective._split_data`` keeps static)."""
-    return eqx.partition((tuple(args), dict(kwargs)), eqx.is_array)[1]
-
-
-def _same_static(a, b) -> bool:
-    """Whether two non-array parts of model arguments (``_split_data``'s static halves) agree."""
-    la, ta = jax.tree_util.tree_flatten(a)
-    lb, tb = jax.tree_util.tree_flatten(b)
-    try:
-        return ta == tb and all(type(x) is type(y) and bool(x == y) for x, y in zip(la, lb))
-    except Exception:  # leaves without a plain equality: never assume them equal
-        return False
 
 
 @eqx.filter_jit
@@ -402,7 +389,6 @@ def _search(problem, domains, loglik, num_steps, forward, starts, generator, v, 
     import optax
 
     from wbbgen.problem import hyper_dict
-    from wbbgen.train import encode
 
     train_data = problem.objective.data
     opt = optax.adam(learning_rate)
@@ -451,38 +437,6 @@ def _search(problem, domains, loglik, num_steps, forward, starts, generator, v, 
 #: gradient_search differentiates by forward mode up to this many hyperparameters.
 FORWARD_MODE_MAX = 2
 
-#: With ``AmortizedWBB(cv_folds=K)``: the share of training draws with a fold deleted.
-CV_DELETION_RATE = 0.5
-#: The PRNG key (as an int) of the folds ``AmortizedWBB(cv_folds=K)`` trains on and
-#: :func:`kfold_cv` then uses.
-CV_FOLD_SEED = 0
-
-
-def trained_fold_masks(num_weights: int, num_folds: int) -> np.ndarray:
-    """The folds an ``AmortizedWBB(cv_folds=num_folds)`` generator is trained to delete."""
-    return fold_masks(num_weights, num_folds, _fold_key(None))
-
-
-def _fold_key(fold_key):
-    """``fold_key``, or the key of the default folds (``CV_FOLD_SEED``)."""
-
-    return jax.random.key(CV_FOLD_SEED) if fold_key is None else fold_key
-
-
-def fold_masks(num_weights: int, num_folds: int, rng_key) -> np.ndarray:
-    """``(num_folds, num_weights)`` 0/1 masks: entries shuffled into ``num_folds`` folds of
-    (near-)equal size with a seeded permutation; mask k is 0 on fold k."""
-
-    from wbbgen._checks import as_key, positive_int
-
-    num_folds = positive_int(num_folds, "num_folds")
-    if num_folds < 2 or num_folds > num_weights:
-        raise ValueError(f"`num_folds` must be between 2 and {num_weights}, got {num_folds}.")
-    perm = np.asarray(jax.random.permutation(as_key(rng_key), num_weights))
-    fold = np.empty(num_weights, dtype=int)
-    fold[perm] = np.arange(num_weights) % num_folds
-    return (fold[None, :] != np.arange(num_folds)[:, None]).astype(float)
-
 
 def kfold_cv(
     infer, rng_key, result, *, hyper: Mapping, num_folds: int | None = None, num_samples: int = 200, fold_key=None
@@ -514,17 +468,16 @@ def kfold_cv(
     from wbbgen._checks import as_key, positive_int
     from wbbgen.hyper import check_grid, grid_product
     from wbbgen.problem import draws, hyper_dict
-    from wbbgen.train import encode
 
     rng_key = as_key(rng_key)
     num_samples = positive_int(num_samples, "num_samples")
-    infer._check_result(result)
+    infer.check_result(result)
     problem, domains, generator = result.problem, result.domains, result.generator
     grids, mesh = grid_product(domains, hyper)
     check_grid(domains, grids, "kfold_cv")
     trained = result.config.get("cv_folds")
     num_weights = problem.weights.num_weights
-    masks = fold_masks(num_weights, num_folds if num_folds is not None else (trained or 10), _fold_key(fold_key))
+    masks = fold_masks(num_weights, num_folds if num_folds is not None else (trained or 10), resolve_fold_key(fold_key))
     if trained is not None and not np.array_equal(masks, trained_fold_masks(num_weights, trained)):
         warnings.warn(
             f"the generator was trained to delete its own {trained} folds (AmortizedWBB(cv_folds={trained})); "
@@ -600,7 +553,7 @@ def exact_kfold_cv(
     from wbbgen.weights import resolve_weights
 
     base = resolve_weights(weights, build_objective(model, args, kwargs, tuple(hyper), obs_plate).num_obs)
-    masks = fold_masks(base.num_weights, num_folds, _fold_key(fold_key))
+    masks = fold_masks(base.num_weights, num_folds, resolve_fold_key(fold_key))
     total = 0.0
     for k, mask in enumerate(masks):
         scheme = _deleting(base, jnp.asarray(mask), f"{base.name}, fold {k} deleted")

@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wbbgen._checks import as_key, positive_int
+
 __all__ = [
     "WeightScheme",
     "exponential",
@@ -47,6 +49,11 @@ __all__ = [
     "check_scheme",
     "take_weights",
     "DEFAULT_NUM_BLOCKS",
+    "CV_DELETION_RATE",
+    "CV_FOLD_SEED",
+    "fold_masks",
+    "trained_fold_masks",
+    "resolve_fold_key",
 ]
 
 
@@ -201,7 +208,7 @@ def with_fold_deletion(scheme: WeightScheme, masks, rate: float) -> WeightScheme
     Used for training only (``AmortizedWBB(cv_folds=K)``), never for posterior draws.
 
     Example:
-        >>> from wbbgen.tuning import fold_masks
+        >>> from wbbgen.weights import fold_masks
         >>> s = with_fold_deletion(exponential(20), fold_masks(20, 4, jax.random.key(0)), 0.5)
         >>> s.sample(jax.random.key(1), (8,)).shape
         (8, 20)
@@ -312,3 +319,34 @@ def resolve_weights(weights, n: int) -> WeightScheme:
     raise TypeError(
         f"`weights` must be a name, a WeightScheme or a function n -> WeightScheme, got {type(weights).__name__}."
     )
+
+
+#: With ``AmortizedWBB(cv_folds=K)``: the share of training draws with a fold deleted.
+CV_DELETION_RATE = 0.5
+#: The PRNG key (as an int) of the folds ``AmortizedWBB(cv_folds=K)`` trains on and
+#: :func:`kfold_cv` then uses.
+CV_FOLD_SEED = 0
+
+
+def trained_fold_masks(num_weights: int, num_folds: int) -> np.ndarray:
+    """The folds an ``AmortizedWBB(cv_folds=num_folds)`` generator is trained to delete."""
+    return fold_masks(num_weights, num_folds, resolve_fold_key(None))
+
+
+def resolve_fold_key(fold_key):
+    """``fold_key``, or the key of the default folds (``CV_FOLD_SEED``)."""
+
+    return jax.random.key(CV_FOLD_SEED) if fold_key is None else fold_key
+
+
+def fold_masks(num_weights: int, num_folds: int, rng_key) -> np.ndarray:
+    """``(num_folds, num_weights)`` 0/1 masks: entries shuffled into ``num_folds`` folds of
+    (near-)equal size with a seeded permutation; mask k is 0 on fold k."""
+
+    num_folds = positive_int(num_folds, "num_folds")
+    if num_folds < 2 or num_folds > num_weights:
+        raise ValueError(f"`num_folds` must be between 2 and {num_weights}, got {num_folds}.")
+    perm = np.asarray(jax.random.permutation(as_key(rng_key), num_weights))
+    fold = np.empty(num_weights, dtype=int)
+    fold[perm] = np.arange(num_weights) % num_folds
+    return (fold[None, :] != np.arange(num_folds)[:, None]).astype(float)
