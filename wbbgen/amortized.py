@@ -278,11 +278,11 @@ class AmortizedWBB:
         rng_key = as_key(rng_key)
         num_steps = positive_int(num_steps, "num_steps")
         if isinstance(self.generator, str):  # named before the pilot solves, not after
-            from wbbgen.generator import _GENERATORS
+            from wbbgen.generator import GENERATORS
 
-            if self.generator not in _GENERATORS:
+            if self.generator not in GENERATORS:
                 raise ValueError(
-                    f"`generator={self.generator!r}` is unknown; choose one of {sorted(_GENERATORS)} or pass a class."
+                    f"`generator={self.generator!r}` is unknown; choose one of {sorted(GENERATORS)} or pass a class."
                 )
         saved = self._plan_checkpoints(checkpoint_dir, checkpoint_every, resume)
         problem = make_problem(

@@ -231,15 +231,15 @@ class LinearGenerator(eqx.Module):
         return theta0 + self.base.output_scale.spread(z) * (1.0 + self.gain(z)) * self.B(v - 1.0)
 
 
-_GENERATORS = {"mlp": MLPGenerator, "linear": LinearGenerator}
+GENERATORS = {"mlp": MLPGenerator, "linear": LinearGenerator}
 
 
 def make_generator(kind, num_weights, num_hyper, noise_dim, num_params, *, key, output_scale, **options):
     """Build a generator by name (``"mlp"``, ``"linear"``) or from a class with the same
     constructor signature."""
-    cls = _GENERATORS.get(kind, kind) if isinstance(kind, str) else kind
+    cls = GENERATORS.get(kind, kind) if isinstance(kind, str) else kind
     if isinstance(cls, str):
-        raise ValueError(f"`generator={kind!r}` is unknown; choose one of {sorted(_GENERATORS)} or pass a class.")
+        raise ValueError(f"`generator={kind!r}` is unknown; choose one of {sorted(GENERATORS)} or pass a class.")
     return cls(num_weights, num_hyper, noise_dim, num_params, output_scale=output_scale, key=key, **options)
 
 

@@ -405,9 +405,9 @@ def describe_domains(domains) -> list[dict]:
 
 def generator_class(generator) -> type:
     """The generator class ``AmortizedWBB(generator=...)`` builds (a name or a class)."""
-    from wbbgen.generator import _GENERATORS
+    from wbbgen.generator import GENERATORS
 
-    return _GENERATORS.get(generator, generator) if isinstance(generator, str) else generator
+    return GENERATORS.get(generator, generator) if isinstance(generator, str) else generator
 
 
 def _class_name(cls) -> str:
@@ -416,9 +416,9 @@ def _class_name(cls) -> str:
 
 def _generator_kind(cls) -> str | None:
     """The built-in name of a generator class, None for a user's class."""
-    from wbbgen.generator import _GENERATORS
+    from wbbgen.generator import GENERATORS
 
-    return next((name for name, c in _GENERATORS.items() if c is cls), None)
+    return next((name for name, c in GENERATORS.items() if c is cls), None)
 
 
 def weights_layout(scheme) -> str:
