@@ -6,7 +6,7 @@ dimension.
 """
 
 from wbbgen import datasets, hypertrain, io, models, tuning, weights
-from wbbgen.amortized import AmortizedWBB, WBBRunResult, format_fidelity
+from wbbgen.amortized import AmortizedWBB, WBBRunResult
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
 from wbbgen.criteria import log_predictive, lppd, mean_log_predictive
@@ -18,7 +18,7 @@ from wbbgen.objective import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
-from wbbgen.train import NonFiniteTrainingError
+from wbbgen.training import NonFiniteTrainingError, format_fidelity
 from wbbgen.tuning import (
     accuracy,
     custom,

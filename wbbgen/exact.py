@@ -38,6 +38,8 @@ __all__ = [
     "solve_path_chunked",
     "draws_per_solve",
     "exact_method",
+    "path_step",
+    "resolve_method",
     "ConvergenceWarning",
     "samples_from_thetas",
 ]
@@ -50,7 +52,8 @@ class ConvergenceWarning(UserWarning):
     """Some exact WBB draws did not reach the requested tolerance."""
 
 
-def _method(problem: Problem, method: str) -> str:
+def resolve_method(problem: Problem, method: str) -> str:
+    """``method``, with ``"auto"`` resolved: Newton up to ``NEWTON_MAX_DIM`` parameters, else L-BFGS."""
     if method == "auto":
         return "newton" if problem.objective.num_params <= NEWTON_MAX_DIM else "lbfgs"
     return method
@@ -59,7 +62,7 @@ def _method(problem: Problem, method: str) -> str:
 def solve_batch(problem: Problem, theta0, v, draw, values, data, *, method="auto", tol=1e-3, max_steps=None):
     """Solve a batch of draws, each with its own θ₀ ``(B, d)``, weights ``(B, ·)``, prior
     draw and hyperparameter values ``(B, m)``. Pure; jit it at the call site."""
-    method = _method(problem, method)
+    method = resolve_method(problem, method)
 
     def one(t0, vv, dd, xx):
         return solve(lambda th: loss(problem, th, vv, dd, xx, data), t0, method=method, max_steps=max_steps, tol=tol)
@@ -73,7 +76,7 @@ def _draws(problem: Problem, rng_key, values, num_samples: int):
 
 
 @eqx.filter_jit
-def _path_step(problem: Problem, theta_prev, v, draw_k, value_k, method: str, tol: float, max_steps):
+def path_step(problem: Problem, theta_prev, v, draw_k, value_k, method: str, tol: float, max_steps):
     """Solve every draw at one λ from the previous λ's solutions (compiled once per problem,
     shape and settings: λ is traced)."""
     vals = jnp.broadcast_to(value_k, (theta_prev.shape[0], value_k.shape[0]))
@@ -92,12 +95,12 @@ def solve_path(
     values = jnp.asarray(values, dtype=objective.init_params.dtype)
     check_finite_density(problem, values)
     v, pdraw = _draws(problem, rng_key, values, num_samples)
-    method = _method(problem, method)
+    method = resolve_method(problem, method)
     theta = jnp.broadcast_to(objective.init_params, (num_samples, objective.num_params))
     thetas, infos = [], []
     for k in tqdm(range(values.shape[0]), desc="exact WBB", disable=not progress_bar, leave=False):
         draw_k = jax.tree_util.tree_map(lambda x: x[k], pdraw)
-        theta, info = _path_step(problem, theta, v, draw_k, values[k], method, float(tol), max_steps)
+        theta, info = path_step(problem, theta, v, draw_k, values[k], method, float(tol), max_steps)
         # An unconverged draw restarts the next λ from the prior median, not from its failure.
         ok = info.converged[:, None] & jnp.all(jnp.isfinite(theta), axis=1, keepdims=True)
         thetas.append(theta)
@@ -244,7 +247,7 @@ def exact_wbb(
     _warn_unconverged(info, tol)
     stats = info._asdict()
     attrs = {
-        "method": f"exact ({_method(problem, method)})",
+        "method": f"exact ({resolve_method(problem, method)})",
         "weights": problem.weights.name,
         "prior_weight": problem.prior.name,
         "tol": tol,

@@ -25,9 +25,9 @@ starting point u₀ per observation of validation evidence. The trace records va
 test loss against wall time so the effect can be seen.
 
 Shape of the code: :func:`init` gives a :class:`HyperTrainState`; :func:`build_step` a pure
-``step(state, rng_key, data) -> (state, HyperTrainInfo)``; :func:`local_hypertrain` scans it
-in ``lax.scan`` chunks (one compilation for every chunk, whatever the number of
-hyperparameters) and records losses between chunks.
+``step(state, rng_key, data) -> (state, HyperTrainInfo)``; :func:`local_hypertrain` runs it
+in :func:`wbbgen.training.run_loop` (compiled ``lax.scan`` chunks: one compilation whatever
+the number of hyperparameters) and records losses between chunks.
 
 Example:
     >>> res = local_hypertrain(jax.random.key(0), softmax_regression, X, y,
@@ -47,11 +47,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
+from wbbgen.exact import solve_path
 from wbbgen.generator import MLPGenerator, OutputScale
-from wbbgen.problem import Problem, hyper_dict, loss, prior_draw
+from wbbgen.objective import build_objective  # TRANSITIONAL: wbbgen.model
+from wbbgen.problem import Problem, hyper_dict, loss, make_problem, prior_draw
+from wbbgen.training import ProgressBar, run_loop
 
 __all__ = [
     "HyperTrainState",
@@ -257,10 +259,6 @@ def local_hypertrain(
         time_budget: stop after the first chunk that ends past this many seconds.
         num_eval_samples: draws for the recorded predictive losses.
     """
-    from wbbgen.exact import solve_path
-    from wbbgen.objective import build_objective
-    from wbbgen.problem import make_problem
-
     rng_key = as_key(rng_key)
     num_steps = positive_int(num_steps, "num_steps")
     chunk_size = min(positive_int(chunk_size, "chunk_size"), num_steps)
@@ -334,12 +332,6 @@ def local_hypertrain(
     )
     state = init(generator, u0, optimizer, hyper_optimizer)
 
-    def chunk(state, start, data):
-        keys = jax.vmap(lambda t: jax.random.fold_in(k_train, t))(start + jnp.arange(chunk_size))
-        return jax.lax.scan(lambda s, k: step(s, k, data), state, keys)
-
-    run_chunk = jax.jit(chunk, donate_argnums=(0,))
-
     @jax.jit
     def evaluate(params, u, train, data):
         gen = eqx.combine(params, static)
@@ -364,20 +356,27 @@ def local_hypertrain(
         rows["hyper_norm"].append(float(jnp.linalg.norm(state.u - u0) / np.sqrt(M)))
 
     record(state, np.nan)
-    with tqdm(total=num_steps, desc="hyper-training", disable=not progress_bar, leave=False) as bar:
-        for start in range(0, num_steps, chunk_size):
-            state, info = run_chunk(state, jnp.int32(start), data)
-            train_loss = float(np.mean(np.asarray(info.train_loss)))
-            if not np.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"hyper-training produced a non-finite loss in steps {start}-{start + chunk_size}; lower "
-                    "`learning_rate`/`hyper_learning_rate` or narrow `hyper_bounds`."
-                )
-            record(state, train_loss)
-            bar.update(chunk_size)
-            bar.set_postfix(val=f"{rows['val_loss'][-1]:.4g}")
-            if time_budget is not None and rows["time"][-1] >= time_budget:
-                break
+
+    def after_chunk(state, report):
+        train_loss = float(np.mean(report.info.train_loss))
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(
+                f"hyper-training produced a non-finite loss in steps {report.start}-{report.stop}; lower "
+                "`learning_rate`/`hyper_learning_rate` or narrow `hyper_bounds`."
+            )
+        record(state, train_loss)
+        return time_budget is not None and rows["time"][-1] >= time_budget
+
+    bar = ProgressBar(
+        num_steps,
+        desc="hyper-training",
+        disable=not progress_bar,
+        postfix=lambda _: {"val": f"{rows['val_loss'][-1]:.4g}"},
+    )
+    loop = run_loop(
+        step, state, k_train, data, num_steps=num_steps, chunk_size=chunk_size, callbacks=[after_chunk, bar]
+    )
+    state = loop.state
     out = {k: np.asarray(v, np.float64) for k, v in hyper_dict(problem, jnp.exp(state.u)).items()}
     gen = eqx.combine(state.params, static)
     return HyperTrainResult(
@@ -387,5 +386,5 @@ def local_hypertrain(
         problem,
         np.asarray(u0),
         float(encode_scale),
-        int(run_chunk._cache_size()),
+        loop.num_traces,
     )

@@ -1,0 +1,190 @@
+"""The settings of :class:`~wbbgen.AmortizedWBB`, grouped into immutable objects that check
+themselves when built: :class:`GeneratorOptions` (what is trained), :class:`TrainingOptions`
+(how), :class:`PilotOptions` (the exact solves that set the output scale) and
+:class:`CheckOptions` (the closing fidelity check and the cost model's plan).
+``AmortizedWBB(...)`` takes the same keywords as ever and forwards them here.
+
+Example:
+    >>> from wbbgen.options import TrainingOptions
+    >>> TrainingOptions(batch_size=64).batch_size
+    64
+    >>> TrainingOptions(mode="supervised", data_batch_size=32)
+    Traceback (most recent call last):
+    ...
+    ValueError: `data_batch_size` applies to mode='criterion' only (supervised mode uses no data).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import optax
+
+from wbbgen._checks import positive_int
+from wbbgen.generator import GENERATORS, make_generator_compiled
+from wbbgen.hyper import encoded_width
+from wbbgen.problem import Problem
+from wbbgen.training import default_optimizer
+
+__all__ = ["GeneratorOptions", "TrainingOptions", "PilotOptions", "CheckOptions"]
+
+MODES = ("criterion", "supervised")
+
+
+def _optional_positive(value, name):
+    return None if value is None else positive_int(value, name)
+
+
+@dataclass(frozen=True)
+class GeneratorOptions:
+    """The generator: ``kind`` (``"mlp"``, ``"linear"`` or a class with the same constructor)
+    and its keyword ``options`` (``width``, ``depth``, ``activation``)."""
+
+    kind: str | type = "mlp"
+    options: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.kind, str) and self.kind not in GENERATORS:
+            raise ValueError(
+                f"`generator={self.kind!r}` is unknown; choose one of {sorted(GENERATORS)} or pass a class."
+            )
+        if not isinstance(self.kind, (str, type)):
+            raise TypeError(f"`generator` must be a name or a class, got {self.kind!r}.")
+        if not isinstance(self.options, Mapping):
+            raise TypeError(f"`generator_options` must be a dict of keyword options, got {self.options!r}.")
+        object.__setattr__(self, "options", dict(self.options))
+
+    @property
+    def cls(self) -> type:
+        """The generator class."""
+        return GENERATORS.get(self.kind, self.kind) if isinstance(self.kind, str) else self.kind
+
+    @property
+    def name(self) -> str:
+        return self.kind if isinstance(self.kind, str) else self.kind.__name__
+
+    def build(self, problem: Problem, domains, output_scale, key):
+        """The generator for ``problem`` over ``domains`` (one compiled program per shape)."""
+        objective = problem.objective
+        return make_generator_compiled(
+            self.kind,
+            problem.weights.num_weights,
+            encoded_width(domains),
+            problem.prior.noise_dim(objective.num_params),
+            objective.num_params,
+            key=key,
+            output_scale=output_scale,
+            dtype=objective.init_params.dtype,
+            **self.options,
+        )
+
+    def describe(self) -> dict:
+        """JSON: the class name and the options (a non-literal option by its repr, addresses stripped)."""
+        return {"generator": self.name, "generator_options": {k: _describe(v) for k, v in sorted(self.options.items())}}
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How the generator is trained: the optax ``optimizer`` (None: Adam with warm-up and
+    cosine decay over the run), ``batch_size`` draws per step, ``mode`` (``"criterion"`` or
+    ``"supervised"`` on ``num_targets`` exact optimisers), ``chunk_size`` steps per compiled
+    chunk, ``on_nonfinite`` (``"stop"`` or ``"skip"``), ``data_batch_size`` rows per step
+    (criterion only) and ``cv_folds`` (train for K-fold CV by weight deletion)."""
+
+    optimizer: optax.GradientTransformation | None = None
+    batch_size: int = 256
+    mode: str = "criterion"
+    num_targets: int = 4096
+    chunk_size: int = 500
+    on_nonfinite: str = "stop"
+    data_batch_size: int | None = None
+    cv_folds: int | None = None
+
+    def __post_init__(self):
+        if self.optimizer is not None and not isinstance(self.optimizer, optax.GradientTransformation):
+            raise TypeError(
+                f"`optimizer` must be an optax GradientTransformation (e.g. optax.adam(1e-3)), got {self.optimizer!r}."
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"`mode={self.mode!r}` is unknown; choose 'criterion' or 'supervised'.")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"`on_nonfinite={self.on_nonfinite!r}` is unknown; choose 'stop' or 'skip'.")
+        for name in ("batch_size", "num_targets", "chunk_size"):
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
+        object.__setattr__(self, "data_batch_size", _optional_positive(self.data_batch_size, "data_batch_size"))
+        if self.data_batch_size is not None and self.mode != "criterion":
+            raise ValueError("`data_batch_size` applies to mode='criterion' only (supervised mode uses no data).")
+        if self.cv_folds is not None:
+            if positive_int(self.cv_folds, "cv_folds") < 2:
+                raise ValueError(f"`cv_folds` must be an integer ≥ 2 (the number of CV folds), got {self.cv_folds!r}.")
+            if self.mode != "criterion":
+                raise ValueError(
+                    "`cv_folds` applies to mode='criterion' only: supervised mode regresses on exact optimisers "
+                    "of full-data weights and never sees deleted folds."
+                )
+            object.__setattr__(self, "cv_folds", int(self.cv_folds))
+
+    def optimizer_for(self, num_steps: int) -> optax.GradientTransformation:
+        """The optimizer of a run of ``num_steps`` steps."""
+        return self.optimizer or default_optimizer(num_steps)
+
+    def describe(self) -> dict:
+        """JSON: what a run's training depends on (a custom optimizer by its repr)."""
+        return {
+            "mode": self.mode,
+            "optimizer": "default" if self.optimizer is None else _describe(self.optimizer),
+            "batch_size": self.batch_size,
+            "num_targets": self.num_targets if self.mode == "supervised" else None,
+            "on_nonfinite": self.on_nonfinite,
+        } | {k: v for k, v in (("data_batch_size", self.data_batch_size), ("cv_folds", self.cv_folds)) if v is not None}
+
+
+@dataclass(frozen=True)
+class PilotOptions:
+    """The pilot exact solves: ``num_values`` hyperparameter values (at least 2m + 2),
+    ``num_samples`` draws each (None: the fidelity check's, or 64), each solve capped at
+    ``max_steps`` iterations (None: the solver's default)."""
+
+    num_values: int = 12
+    num_samples: int | None = None
+    max_steps: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "num_values", positive_int(self.num_values, "num_pilot"))
+        object.__setattr__(self, "num_samples", _optional_positive(self.num_samples, "num_pilot_samples"))
+        object.__setattr__(self, "max_steps", _optional_positive(self.max_steps, "pilot_max_steps"))
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The closing fidelity check (``fidelity_samples`` draws per checked value; 0 skips it)
+    and the cost model's ``plan`` (number of hyperparameter values, draws per value)."""
+
+    fidelity_samples: int = 64
+    plan: tuple[int, int] = (50, 1000)
+
+    def __post_init__(self):
+        s = self.fidelity_samples
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"`fidelity_samples` must be an integer ≥ 0, got {s!r}.")
+        object.__setattr__(self, "fidelity_samples", int(s))
+        plan = self.plan
+        if (
+            not isinstance(plan, (tuple, list))
+            or len(plan) != 2
+            or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x <= 0 for x in plan)
+        ):
+            raise ValueError(f"`plan` must be (number of values, draws per value), two positive ints; got {plan!r}.")
+        object.__setattr__(self, "plan", (int(plan[0]), int(plan[1])))
+
+
+def _describe(value):
+    """A JSON value for an option: itself when JSON-able, else its repr without memory addresses."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) for x in value):
+        return list(value)
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
