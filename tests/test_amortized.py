@@ -152,22 +152,22 @@ def test_warm_start_from_another_run(data, trained):
         other_range.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
 
 
-def test_pilot_max_steps_reaches_the_pilot_solves(data, monkeypatch):
-    from wbbgen import train as _train
+def test_pilot_max_steps_reaches_the_pilot_solves():
+    """A cap of one iteration reaches every pilot solve of a logistic model (which needs
+    several Newton steps uncapped); a capped pilot gives no cost model."""
+    from wbbgen import models
 
-    seen = []
-    real = _train.solve_path_chunked
-
-    def spy(*args, **kwargs):
-        seen.append(kwargs.get("max_steps"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_train, "solve_path_chunked", spy)
-    X, y = data
-    result = AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=7, fidelity_samples=0, num_pilot=4).run(
-        jax.random.key(0), X, y, num_steps=2, progress_bar=False
-    )
-    assert seen == [7]
-    assert result.config["pilot_max_steps"] == 7 and result.cost is None  # no cost model from capped solves
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = (X @ np.array([1.5, -1.0]) + rng.normal(size=40) > 0).astype(float)
+    runs = {
+        cap: AmortizedWBB(
+            models.logistic, hyper=HYPER, pilot_max_steps=cap, fidelity_samples=0, num_pilot=4, num_pilot_samples=8
+        ).run(jax.random.key(0), X, y, num_steps=2, progress_bar=False)
+        for cap in (None, 1)
+    }
+    assert runs[None].diagnostics["pilot_max_solver_steps"] > 1
+    assert runs[1].diagnostics["pilot_max_solver_steps"] == 1
+    assert runs[1].config["pilot_max_steps"] == 1 and runs[1].cost is None  # no cost model from capped solves
     with pytest.raises(ValueError, match="`pilot_max_steps` must be a positive integer"):
         AmortizedWBB(ridge, hyper=HYPER, pilot_max_steps=0)

@@ -36,10 +36,9 @@ HEADER = textwrap.dedent(
 
 CORE = textwrap.dedent(
     """
-    from wbbgen import train as T
+    from wbbgen import training as T
     from wbbgen.generator import make_generator
     from wbbgen.hyper import make_domains
-    from wbbgen.minibatch import row_mask
     from wbbgen.problem import make_problem
     from wbbgen.sharding import make_mesh, to_local
 
@@ -49,15 +48,15 @@ CORE = textwrap.dedent(
     d = problem.objective.num_params
     gen = make_generator("mlp", problem.weights.num_weights, 1, 0, d, key=jax.random.key(0), output_scale=None,
                          dtype=jnp.float64, width=16)
-    _, static = eqx.partition(gen, eqx.is_inexact_array)
     opt = T.default_optimizer(30)
     meshes = {"one": None, "draws2xdata2": make_mesh(jax.make_mesh((2, 2), ("draws", "data")))}
     runs, out = {}, {}
     for name, mesh in meshes.items():
-        step = T.build_step(problem, domains, static, opt, batch_size=16, num_steps=30, mesh=mesh,
-                            data_batch_size=20, row_mask=row_mask(problem))
-        state, losses, _ = T.train(step, T.init(gen, opt), jax.random.key(3), problem.objective.data,
-                                   num_steps=30, chunk_size=30, progress_bar=False, mesh=mesh)
+        loss = T.criterion(problem, domains, batch_size=16, data_batch_size=20, mesh=mesh)
+        trainer = T.trainer(loss, opt, gen)
+        loop = T.run_loop(trainer.step, trainer.init(gen), jax.random.key(3), problem.objective.data,
+                          num_steps=30, chunk_size=30, mesh=mesh)
+        state, losses = loop.state, loop.info.loss
         state = to_local(state)
         runs[name] = (losses, jax.tree_util.tree_leaves(state.params))
         out[f"devices_after_{name}"] = len(runs[name][1][0].sharding.device_set)
@@ -100,7 +99,7 @@ def _run(script: str) -> dict:
 
 
 def test_four_devices_match_one_device():
-    """The training core (build_step + train, minibatched criterion) on a mesh of 2 draws ×
+    """The training core (trainer + run_loop, minibatched criterion) on a mesh of 2 draws ×
     2 data devices against one device: same losses and parameters within rtol 1e-9; the
     trained state comes back on one device. (A mesh over draws only, the default of
     ``devices=4``, is compared end to end in the slow test below.)"""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import optax
@@ -27,11 +28,25 @@ from wbbgen._checks import positive_int
 from wbbgen.generator import GENERATORS, make_generator_compiled
 from wbbgen.hyper import encoded_width
 from wbbgen.problem import Problem
-from wbbgen.training import default_optimizer
+from wbbgen.training import Trainer, criterion, default_optimizer, supervised, trainer
+from wbbgen.weights import CV_DELETION_RATE, trained_fold_masks, with_fold_deletion
 
-__all__ = ["GeneratorOptions", "TrainingOptions", "PilotOptions", "CheckOptions"]
+__all__ = [
+    "GeneratorOptions",
+    "TrainingOptions",
+    "PilotOptions",
+    "CheckOptions",
+    "Options",
+    "forward_options",
+    "check_num_weights",
+    "MAX_NUM_WEIGHTS",
+]
 
 MODES = ("criterion", "supervised")
+
+#: Above this many weights per draw (per-observation weights of a large data set) the
+#: generator's first layer alone would hold width × n parameters: block weights are required.
+MAX_NUM_WEIGHTS = 200_000
 
 
 def _optional_positive(value, name):
@@ -127,6 +142,32 @@ class TrainingOptions:
                 )
             object.__setattr__(self, "cv_folds", int(self.cv_folds))
 
+    def training_problem(self, problem: Problem) -> Problem:
+        """The problem training draws from: with ``cv_folds``, its weights delete one fold of
+        rows in half the draws (:func:`wbbgen.weights.with_fold_deletion`)."""
+        if self.cv_folds is None:
+            return problem
+        if self.cv_folds > problem.weights.num_weights:
+            raise ValueError(
+                f"`cv_folds={self.cv_folds}` exceeds the {problem.weights.num_weights} weights of a draw "
+                "(one per observation, or per block); use at most that many folds."
+            )
+        masks = trained_fold_masks(problem.weights.num_weights, self.cv_folds)
+        return problem._replace(weights=with_fold_deletion(problem.weights, masks, CV_DELETION_RATE))
+
+    def trainer(self, problem, domains, generator, optimizer, targets=None, data_batch_size=None, mesh=None) -> Trainer:
+        """The :class:`~wbbgen.training.Trainer` of this loss: the criterion on
+        :meth:`training_problem` (``data_batch_size`` rows per step), or supervised regression
+        onto ``targets`` (:func:`wbbgen.training.supervised_targets`)."""
+        if self.mode == "supervised" and targets is not None:
+            loss = supervised(targets, batch_size=self.batch_size, mesh=mesh)
+        else:
+            loss = criterion(
+                self.training_problem(problem), domains, batch_size=self.batch_size,
+                data_batch_size=data_batch_size, mesh=mesh,
+            )  # fmt: skip
+        return trainer(loss, optimizer, generator, on_nonfinite=self.on_nonfinite)
+
     def optimizer_for(self, num_steps: int) -> optax.GradientTransformation:
         """The optimizer of a run of ``num_steps`` steps."""
         return self.optimizer or default_optimizer(num_steps)
@@ -188,3 +229,70 @@ def _describe(value):
     if isinstance(value, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) for x in value):
         return list(value)
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+class Options(NamedTuple):
+    """The option groups of an :class:`AmortizedWBB` (this module)."""
+
+    generator: GeneratorOptions
+    training: TrainingOptions
+    pilot: PilotOptions
+    check: CheckOptions
+
+    def config(self, problem: Problem, domains, num_steps: int) -> dict:
+        """The settings a run records (``result.config``, InferenceData attrs)."""
+        t = self.training
+        return {
+            "method": f"amortized ({t.mode})",
+            "weights": problem.weights.name,
+            "prior_weight": problem.prior.name,
+            "generator": self.generator.name,
+            "generator_options": repr(self.generator.options),
+            "optimizer": "default (adam, warmup-cosine, 3e-3)" if t.optimizer is None else repr(t.optimizer),
+            "batch_size": t.batch_size,
+            "num_steps": num_steps,
+            "hyper_support": repr({d.name: (d.low, d.high) for d in domains}),
+            "model": problem.objective.signature["model"],
+        } | {k: v for k, v in (("cv_folds", t.cv_folds), ("pilot_max_steps", self.pilot.max_steps)) if v is not None}
+
+
+# AmortizedWBB's keyword -> (option group, field): each stays readable as an attribute.
+_FORWARDED = {
+    "generator": ("generator", "kind"),
+    "generator_options": ("generator", "options"),
+    "optimizer": ("training", "optimizer"),
+    "batch_size": ("training", "batch_size"),
+    "mode": ("training", "mode"),
+    "num_targets": ("training", "num_targets"),
+    "chunk_size": ("training", "chunk_size"),
+    "on_nonfinite": ("training", "on_nonfinite"),
+    "data_batch_size": ("training", "data_batch_size"),
+    "cv_folds": ("training", "cv_folds"),
+    "num_pilot": ("pilot", "num_values"),
+    "num_pilot_samples": ("pilot", "num_samples"),
+    "pilot_max_steps": ("pilot", "max_steps"),
+    "fidelity_samples": ("check", "fidelity_samples"),
+    "plan": ("check", "plan"),
+}
+
+
+def forward_options(cls):
+    """Give ``cls`` (whose instances hold ``options: Options``) a read-only attribute per
+    option keyword of :class:`~wbbgen.AmortizedWBB` (``infer.batch_size`` is
+    ``infer.options.training.batch_size``)."""
+    for name, (group, attr) in _FORWARDED.items():
+        getter = lambda self, g=group, a=attr: getattr(getattr(self.options, g), a)  # noqa: E731
+        setattr(cls, name, property(getter, doc=f"``options.{group}.{attr}``."))
+    return cls
+
+
+def check_num_weights(problem: Problem, limit: int = MAX_NUM_WEIGHTS) -> None:
+    """Refuse more than ``limit`` weights per draw: the generator's first layer would hold
+    width × that many parameters (per-observation weights of large data need block weights)."""
+    n = problem.weights.num_weights
+    if n > limit:
+        raise ValueError(
+            f"the weight scheme gives the generator {n} weights per draw (one per observation), so its "
+            f"first layer alone would hold width × {n} parameters. Use block weights for data this large: "
+            "weights='block' (1000 shuffled blocks) or weights=lambda n: wbbgen.weights.block(n, S, rng_key=key)."
+        )

@@ -25,7 +25,6 @@ import logging
 import time
 import weakref
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -36,68 +35,39 @@ from wbbgen import sharding
 from wbbgen._checks import as_key, positive_int
 from wbbgen.amortized.result import WBBRunResult, WBBTraining
 from wbbgen.amortized.resume import check_warm_start, checkpoint_callback, plan_checkpoints, restore_checkpoint
-from wbbgen.exact import draws_per_solve, exact_method, samples_from_thetas
+from wbbgen.amortized.sampling import generator_samples
+from wbbgen.exact import draws_per_solve, exact_method
 from wbbgen.hyper import check_grid, decode, grid_product, make_domains
 from wbbgen.minibatch import check_minibatch
-from wbbgen.options import CheckOptions, GeneratorOptions, PilotOptions, TrainingOptions
+from wbbgen.options import (
+    CheckOptions,
+    GeneratorOptions,
+    Options,
+    PilotOptions,
+    TrainingOptions,
+    check_num_weights,
+    forward_options,
+)
 from wbbgen.prior import prior_scheme
-from wbbgen.problem import Problem, check_differentiable, draws, generate, make_problem, objective_stats
+from wbbgen.problem import Problem, check_differentiable, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.training import (
     CostProbe,
     LoopResult,
     NonFiniteTrainingError,
     ProgressBar,
-    Trainer,
     TrainInfo,
-    criterion,
     fidelity,
     pilot,
     run_loop,
     stop_when,
-    supervised,
     supervised_targets,
-    trainer,
 )
 from wbbgen.tuning import tune as _tune
-from wbbgen.weights import CV_DELETION_RATE, trained_fold_masks, with_fold_deletion
 
-__all__ = ["AmortizedWBB", "Options", "check_num_weights", "MAX_NUM_WEIGHTS"]
+__all__ = ["AmortizedWBB"]
 
 logger = logging.getLogger("wbbgen")
-
-#: Above this many weights per draw (per-observation weights of a large data set) the
-#: generator's first layer alone would hold width × n parameters: block weights are required.
-MAX_NUM_WEIGHTS = 200_000
-
-
-class Options(NamedTuple):
-    """The option groups of an :class:`AmortizedWBB` (:mod:`wbbgen.options`)."""
-
-    generator: GeneratorOptions
-    training: TrainingOptions
-    pilot: PilotOptions
-    check: CheckOptions
-
-
-# AmortizedWBB's keyword -> (option group, field): each stays readable as an attribute.
-_FORWARDED = {
-    "generator": ("generator", "kind"),
-    "generator_options": ("generator", "options"),
-    "optimizer": ("training", "optimizer"),
-    "batch_size": ("training", "batch_size"),
-    "mode": ("training", "mode"),
-    "num_targets": ("training", "num_targets"),
-    "chunk_size": ("training", "chunk_size"),
-    "on_nonfinite": ("training", "on_nonfinite"),
-    "data_batch_size": ("training", "data_batch_size"),
-    "cv_folds": ("training", "cv_folds"),
-    "num_pilot": ("pilot", "num_values"),
-    "num_pilot_samples": ("pilot", "num_samples"),
-    "pilot_max_steps": ("pilot", "max_steps"),
-    "fidelity_samples": ("check", "fidelity_samples"),
-    "plan": ("check", "plan"),
-}
 
 
 class AmortizedWBB:
@@ -272,7 +242,9 @@ class AmortizedWBB:
 
             def make_trainer(scale):
                 gen = self.build_generator(problem, scale, k_gen)
-                return self._trainer(problem, gen, optimizer, None, data_batch_size), gen
+                return self.options.training.trainer(
+                    problem, self.domains, gen, optimizer, None, data_batch_size, self.mesh
+                ), gen
 
             state, previous, output_scale = restore_checkpoint(
                 self, problem, args, kwargs, num_steps, rng_key, checkpoint, make_trainer
@@ -295,7 +267,7 @@ class AmortizedWBB:
             t0 = time.perf_counter()
             targets = supervised_targets(problem, self.domains, output_scale, k_targets, self.num_targets)
             diagnostics["targets_s"] = time.perf_counter() - t0
-        t = self._trainer(problem, gen, optimizer, targets, data_batch_size)
+        t = self.options.training.trainer(problem, self.domains, gen, optimizer, targets, data_batch_size, self.mesh)
         state = t.init(gen) if checkpoint is None else state
         return WBBTraining(
             state, t, k_train, problem.objective.data, problem, num_steps, output_scale, tuple(args), dict(kwargs),
@@ -315,31 +287,6 @@ class AmortizedWBB:
         """The generator :meth:`run` trains (also, traced abstractly, the template that a
         checkpoint or a saved generator is read into, so the three cannot drift apart)."""
         return self.options.generator.build(problem, self.domains, output_scale, key)
-
-    def _trainer(self, problem, generator, optimizer, targets=None, data_batch_size=None) -> Trainer:
-        """The trainer of this run's loss: the criterion (on the training problem, with
-        ``cv_folds`` deletion) or supervised regression onto ``targets``."""
-        if self.mode == "supervised" and targets is not None:
-            loss = supervised(targets, batch_size=self.batch_size, mesh=self.mesh)
-        else:
-            loss = criterion(
-                self._training_problem(problem), self.domains, batch_size=self.batch_size,
-                data_batch_size=data_batch_size, mesh=self.mesh,
-            )  # fmt: skip
-        return trainer(loss, optimizer, generator, on_nonfinite=self.on_nonfinite)
-
-    def _training_problem(self, problem: Problem) -> Problem:
-        """The problem training draws from: with ``cv_folds``, its weights delete a fold of
-        rows in half the draws (:func:`wbbgen.weights.with_fold_deletion`)."""
-        if self.cv_folds is None:
-            return problem
-        if self.cv_folds > problem.weights.num_weights:
-            raise ValueError(
-                f"`cv_folds={self.cv_folds}` exceeds the {problem.weights.num_weights} weights of a draw "
-                "(one per observation, or per block); use at most that many folds."
-            )
-        masks = trained_fold_masks(problem.weights.num_weights, self.cv_folds)
-        return problem._replace(weights=with_fold_deletion(problem.weights, masks, CV_DELETION_RATE))
 
     def _result(self, training: WBBTraining, loop: LoopResult, cost) -> WBBRunResult:
         """The run's result from the loop's final state (no checks)."""
@@ -363,7 +310,7 @@ class AmortizedWBB:
         problem = training.problem
         return WBBRunResult(
             gen, losses, None, diagnostics, problem, self.domains, training.model_args, training.model_kwargs,
-            self._config(problem, training.num_steps), cost,
+            self.options.config(problem, self.domains, training.num_steps), cost,
         )  # fmt: skip
 
     def _check(self, result: WBBRunResult, rng_key, stopped: bool) -> WBBRunResult:
@@ -388,20 +335,6 @@ class AmortizedWBB:
         )  # fmt: skip
         result.diagnostics["fidelity_s"] = time.perf_counter() - t0
         return result._replace(fidelity=fid)
-
-    def _config(self, problem: Problem, num_steps: int) -> dict:
-        return {
-            "method": f"amortized ({self.mode})",
-            "weights": problem.weights.name,
-            "prior_weight": problem.prior.name,
-            "generator": self.options.generator.name,
-            "generator_options": repr(self.generator_options),
-            "optimizer": "default (adam, warmup-cosine, 3e-3)" if self.optimizer is None else repr(self.optimizer),
-            "batch_size": self.batch_size,
-            "num_steps": num_steps,
-            "hyper_support": repr({d.name: (d.low, d.high) for d in self.domains}),
-            "model": problem.objective.signature["model"],
-        } | {k: v for k, v in (("cv_folds", self.cv_folds), ("pilot_max_steps", self.pilot_max_steps)) if v is not None}
 
     # ----------------------------------------------------------------------------------
     def check_result(self, result):
@@ -432,21 +365,8 @@ class AmortizedWBB:
         num_samples = positive_int(num_samples, "num_samples")
         grids, mesh = grid_product(result.domains, hyper)
         check_grid(result.domains, grids, "get_samples", stacklevel=3)
-        problem = result.problem
-        values = jnp.asarray(mesh.reshape(-1, len(grids)), problem.objective.init_params.dtype)
-        t0 = time.perf_counter()
-        thetas = _generate(problem, result.domains, result.generator, rng_key, values, num_samples)
-        elapsed = time.perf_counter() - t0
-        attrs = {**result.config, "wall_time_s": elapsed}
-        samples = samples_from_thetas(problem, thetas, values, grids, {}, attrs)
-        shape = tuple(len(g) for g in grids.values()) + (num_samples,)
-
-        def stats():
-            loss, grad_norm = _draw_stats(problem, thetas, rng_key, values)
-            return {"loss": np.asarray(loss).reshape(shape), "grad_norm": np.asarray(grad_norm).reshape(shape)}
-
-        samples.stats = stats  # computed on first access
-        return samples
+        values = jnp.asarray(mesh.reshape(-1, len(grids)), result.problem.objective.init_params.dtype)
+        return generator_samples(result, rng_key, grids, values, num_samples)
 
     def tune(
         self,
@@ -483,16 +403,7 @@ class AmortizedWBB:
         return samples.to_inference_data(log_likelihood=log_likelihood)
 
 
-# Every option keyword of AmortizedWBB stays readable as an attribute (from ``infer.options``).
-for _name, (_group, _field) in _FORWARDED.items():
-    setattr(
-        AmortizedWBB,
-        _name,
-        property(
-            lambda self, g=_group, f=_field: getattr(getattr(self.options, g), f),
-            doc=f"``options.{_group}.{_field}``.",
-        ),
-    )
+forward_options(AmortizedWBB)  # every option keyword stays readable as an attribute
 
 
 _STEPS = weakref.WeakKeyDictionary()
@@ -507,30 +418,3 @@ def _jit_step(step):
 
 def _copy(tree):
     return jax.tree_util.tree_map(lambda x: x.copy() if eqx.is_array(x) else x, tree)
-
-
-_generate = eqx.filter_jit(generate)  # one compilation per (K, S) shape; λ is traced
-
-
-@eqx.filter_jit
-def _draw_stats(problem, thetas, rng_key, values):
-    """Objective value and gradient ∞-norm of each draw ``(K, S)`` (the same draws as
-    :func:`_generate` with this key)."""
-    data = problem.objective.data
-    v, pdraw = draws(problem, rng_key, values, thetas.shape[1], data)
-    return jax.vmap(
-        jax.vmap(lambda th, vv, dd, x: objective_stats(problem, th, vv, dd, x, data), in_axes=(0, 0, 0, None)),
-        in_axes=(0, None, 0, 0),
-    )(thetas, v, pdraw, values)
-
-
-def check_num_weights(problem: Problem, limit: int = MAX_NUM_WEIGHTS) -> None:
-    """Refuse more than ``limit`` weights per draw: the generator's first layer would hold
-    width × that many parameters (per-observation weights of large data need block weights)."""
-    n = problem.weights.num_weights
-    if n > limit:
-        raise ValueError(
-            f"the weight scheme gives the generator {n} weights per draw (one per observation), so its "
-            f"first layer alone would hold width × {n} parameters. Use block weights for data this large: "
-            "weights='block' (1000 shuffled blocks) or weights=lambda n: wbbgen.weights.block(n, S, rng_key=key)."
-        )
