@@ -282,7 +282,8 @@ def forward_options(cls):
     ``infer.options.training.batch_size``)."""
     for name, (group, attr) in _FORWARDED.items():
         getter = lambda self, g=group, a=attr: getattr(getattr(self.options, g), a)  # noqa: E731
-        setattr(cls, name, property(getter, doc=f"``options.{group}.{attr}``."))
+        getter.__doc__ = f"The ``{name}`` keyword (read-only): ``options.{group}.{attr}``."
+        setattr(cls, name, property(getter))
     return cls
 
 
