@@ -62,6 +62,8 @@ from wbbgen.training import (
     run_loop,
     stop_when,
     supervised_targets,
+    warn_fidelity,
+    warn_near_flagged,
 )
 from wbbgen.tuning import tune as _tune
 
@@ -334,6 +336,7 @@ class AmortizedWBB:
             method=exact_method(problem), max_draws=draws_per_solve(problem),
         )  # fmt: skip
         result.diagnostics["fidelity_s"] = time.perf_counter() - t0
+        warn_fidelity(fid, self.hyper_names, stacklevel=4)
         return result._replace(fidelity=fid)
 
     # ----------------------------------------------------------------------------------
@@ -366,6 +369,7 @@ class AmortizedWBB:
         grids, mesh = grid_product(result.domains, hyper)
         check_grid(result.domains, grids, "get_samples", stacklevel=3)
         values = jnp.asarray(mesh.reshape(-1, len(grids)), result.problem.objective.init_params.dtype)
+        warn_near_flagged(result.fidelity, result.domains, np.asarray(values), self.hyper_names, stacklevel=3)
         return generator_samples(result, rng_key, grids, values, num_samples)
 
     def tune(

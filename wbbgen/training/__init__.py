@@ -11,7 +11,14 @@
   generator against exact solves of the same draws.
 """
 
-from wbbgen.training.fidelity import fidelity, format_fidelity
+from wbbgen.training.fidelity import (
+    FidelityWarning,
+    check_fidelity,
+    fidelity,
+    format_fidelity,
+    warn_fidelity,
+    warn_near_flagged,
+)
 from wbbgen.training.loop import ChunkReport, LoopResult, ProgressBar, every_chunk, run_loop, stop_when
 from wbbgen.training.losses import Loss, criterion, supervised, supervised_targets  # noqa: I001
 from wbbgen.training.pilot import CostProbe, PilotResult, find_output_scale, fit_output_scale, pilot
@@ -44,4 +51,8 @@ __all__ = [
     "find_output_scale",
     "fidelity",
     "format_fidelity",
+    "check_fidelity",
+    "warn_fidelity",
+    "warn_near_flagged",
+    "FidelityWarning",
 ]

@@ -8,6 +8,22 @@ g and e the S paired draws,
 * mean error |mean(g_j) − mean(e_j)| / sd(e_j),
 * rmse  sqrt(mean((g_j − e_j)²)) / sd(e_j).
 
+**The guard** (:func:`check_fidelity`): a checked value is *outside the band* when
+
+* the median over coordinates of r_j lies outside [0.9, 1.1] (the median is robust to the
+  noise of single coordinates; its Monte Carlo error, from resampling the S paired draws,
+  is reported beside it as ``sd_ratio_se``), or
+* some coordinate's mean error exceeds 0.1 sd by more than its Monte Carlo error allows:
+  err_j − z·se_j > 0.1 with se_j = sd(g_j − e_j)/(√S·sd(e_j)) and z = Φ⁻¹(1 − 0.01/(2d)),
+  so that over d coordinates a generator exactly at 0.1 sd is flagged by noise with
+  probability ≤ 1 % (the worst of many coordinates over few paired draws is noisy), or
+* fewer than 90 % of the exact reference solves converged (the check itself is then
+  unreliable).
+
+:class:`~wbbgen.AmortizedWBB` warns (:class:`FidelityWarning`) with the values, the figures
+and the remedies when any checked value is outside the band, and again when draws are asked
+for near such a value.
+
 Example:
     >>> import numpy as np
     >>> from wbbgen.training import format_fidelity
@@ -21,7 +37,9 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +49,31 @@ from wbbgen.exact import solve_path_chunked
 from wbbgen.hyper import encode, spread_values
 from wbbgen.problem import Problem, generate_grid
 
-__all__ = ["fidelity", "format_fidelity"]
+__all__ = [
+    "fidelity",
+    "format_fidelity",
+    "check_fidelity",
+    "warn_fidelity",
+    "warn_near_flagged",
+    "FidelityWarning",
+    "SD_RATIO_BAND",
+    "MEAN_ERROR_MAX",
+    "CONVERGED_MIN",
+]
+
+#: The band of the median sd ratio (generator / exact) at a checked value.
+SD_RATIO_BAND = (0.9, 1.1)
+#: The largest mean error (in exact-posterior sd) allowed beyond its Monte Carlo error.
+MEAN_ERROR_MAX = 0.1
+#: The smallest share of converged exact reference solves that makes a check trustworthy.
+CONVERGED_MIN = 0.9
+#: Resamples of the paired draws for the sd ratio's Monte Carlo error.
+_BOOTSTRAP = 200
+
+
+class FidelityWarning(UserWarning):
+    """The trained generator's draws are outside the fidelity band against exact WBB at some
+    hyperparameter values (:func:`check_fidelity`)."""
 
 
 def fidelity(
@@ -52,8 +94,10 @@ def fidelity(
     range, the others at random in it, discrete ones cycling through their choices
     (:func:`wbbgen.hyper.spread_values`). Returns numpy arrays: ``values (V, m)``,
     ``sd_ratio_median/min/max``, ``mean_error_max``, ``rmse_median`` (over the flat
-    coordinates, module docstring) and ``exact_converged`` (share of exact solves
-    converged), each ``(V,)``. ``max_draws`` bounds the draws solved together.
+    coordinates, module docstring), ``exact_converged`` (share of exact solves converged),
+    and the guard's inputs ``sd_ratio_se`` (Monte Carlo error of the median sd ratio) and
+    ``mean_error_excess`` (max over coordinates of err_j − z·se_j), each ``(V,)``.
+    ``max_draws`` bounds the draws solved together.
     """
     values = spread_values(domains, num_values, rng_key, edge=0.9)
     thetas, info, v, pdraw = solve_path_chunked(
@@ -66,6 +110,11 @@ def fidelity(
     ratio = gen.std(1) / sd
     mean_err = np.abs(gen.mean(1) - exact.mean(1)) / sd
     rmse = np.sqrt(((gen - exact) ** 2).mean(1)) / sd
+    S, d = exact.shape[1], exact.shape[2]
+    z = NormalDist().inv_cdf(1.0 - 0.01 / (2 * d))
+    se = (gen - exact).std(1) / (np.sqrt(S) * sd)
+    idx = np.random.default_rng(0).integers(0, S, size=(_BOOTSTRAP, S))
+    boot = np.median(gen[:, idx].std(2) / exact[:, idx].std(2), axis=-1)  # (V, B)
     return {
         "values": values,
         "sd_ratio_median": np.median(ratio, 1),
@@ -74,7 +123,78 @@ def fidelity(
         "mean_error_max": mean_err.max(1),
         "rmse_median": np.median(rmse, 1),
         "exact_converged": np.asarray(info.converged).mean(1),
+        "sd_ratio_se": boot.std(1),
+        "mean_error_excess": (mean_err - z * se).max(1),
     }
+
+
+def check_fidelity(fid: Mapping) -> list[list[str]]:
+    """Per checked value, the reasons it is outside the band (module docstring); an empty
+    list for a value inside it. Checks without the guard's inputs (saved by older versions)
+    are judged on the median sd ratio and the convergence alone."""
+    lo, hi = SD_RATIO_BAND
+    out = []
+    for i, r in enumerate(np.asarray(fid["sd_ratio_median"])):
+        reasons = []
+        if not (lo <= r <= hi):
+            se = fid.get("sd_ratio_se")
+            reasons.append(f"sd ratio {r:.2f}" + (f" ± {se[i]:.2f}" if se is not None else "") + f" (band {lo}-{hi})")
+        excess = fid.get("mean_error_excess")
+        if excess is not None and excess[i] > MEAN_ERROR_MAX:
+            reasons.append(f"mean error up to {fid['mean_error_max'][i]:.2f} sd (> {MEAN_ERROR_MAX} beyond MC error)")
+        conv = fid.get("exact_converged")
+        if conv is not None and conv[i] < CONVERGED_MIN:
+            reasons.append(f"only {conv[i]:.0%} of the exact reference solves converged")
+        if not np.all(np.isfinite([r])):
+            reasons.append("non-finite draws")
+        out.append(reasons)
+    return out
+
+
+def _label(row, names) -> str:
+    return ", ".join(f"{n}={x:.4g}" for n, x in zip(names, row))
+
+
+def warn_fidelity(fid: Mapping, names: Sequence[str], stacklevel: int = 3) -> None:
+    """Warn (:class:`FidelityWarning`) naming each checked value outside the band, why, and
+    the remedies; silent when every value is inside it."""
+    values = np.atleast_2d(np.asarray(fid["values"]))
+    bad = [(_label(values[i], names), r) for i, r in enumerate(check_fidelity(fid)) if r]
+    if not bad:
+        return
+    rows = "; ".join(f"{label}: {', '.join(r)}" for label, r in bad)
+    warnings.warn(
+        f"the generator's draws are outside the fidelity band against exact WBB at {len(bad)} of "
+        f"{len(values)} checked values ({rows}). Its draws there are not the WBB posterior. Remedies: "
+        "train longer (num_steps), refine the draws with Newton steps, narrow the `hyper` range, or "
+        "use exact_wbb at those values. `result.fidelity` holds the figures (wbbgen.format_fidelity).",
+        FidelityWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def warn_near_flagged(fid: Mapping | None, domains, values, names, stacklevel: int = 3) -> None:
+    """Warn when some requested ``values (K, m)`` lie nearest (in the generator's encoding)
+    to a checked value that is outside the band."""
+    if fid is None:
+        return
+    flagged = np.array([bool(r) for r in check_fidelity(fid)])
+    if not flagged.any():
+        return
+    checked = np.asarray(encode(domains, jnp.asarray(np.atleast_2d(fid["values"]), jnp.float32)))
+    asked = np.asarray(encode(domains, jnp.asarray(values, jnp.float32)))
+    nearest = np.argmin(((asked[:, None, :] - checked[None]) ** 2).sum(-1), axis=1)
+    near = flagged[nearest]
+    if near.any():
+        shown = ", ".join(_label(v, names) for v in np.asarray(values)[near][:5])
+        more = f" and {int(near.sum()) - 5} more" if near.sum() > 5 else ""
+        warnings.warn(
+            f"{int(near.sum())} of the {len(near)} requested hyperparameter values ({shown}{more}) lie nearest "
+            "to a value where the generator failed its fidelity check (see the warning from run(), "
+            "`result.fidelity`): these draws may be far from the WBB posterior.",
+            FidelityWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def format_fidelity(fid: Mapping, name: str | None = None, *, names: Sequence[str] | None = None) -> str:
