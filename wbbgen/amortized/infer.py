@@ -71,6 +71,10 @@ __all__ = ["AmortizedWBB"]
 
 logger = logging.getLogger("wbbgen")
 
+#: Refinement steps per draw that get_samples takes unless told otherwise (chosen by
+#: measurement: docs/benchmarks.md).
+DEFAULT_REFINE = 0
+
 
 class AmortizedWBB:
     """Amortised weighted Bayesian bootstrap over hyperparameters.
@@ -353,7 +357,9 @@ class AmortizedWBB:
                 "AmortizedWBB that produced it."
             )
 
-    def get_samples(self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000) -> WBBSamples:
+    def get_samples(
+        self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000, refine: int | None = None
+    ) -> WBBSamples:
         """Draws from the trained generator on a grid: ``samples[site]`` has shape
         ``(len(grid), num_samples, *site_shape)`` (one axis per hyperparameter).
 
@@ -362,6 +368,10 @@ class AmortizedWBB:
         raise an :class:`~wbbgen.hyper.ExtrapolationWarning`. The per-draw objective value
         and gradient norm (``samples.stats``, InferenceData ``sample_stats``) are computed on
         first access, not here: they cost more than the draws.
+
+        ``refine=k`` refines each draw by at most k damped Newton (L-BFGS for large models)
+        steps on its own weighted objective (:mod:`wbbgen.amortized.sampling`); its Newton
+        decrement is then in ``samples.stats["decrement"]``. Default: ``DEFAULT_REFINE``.
         """
         rng_key = as_key(rng_key)
         self.check_result(result)
@@ -370,7 +380,8 @@ class AmortizedWBB:
         check_grid(result.domains, grids, "get_samples", stacklevel=3)
         values = jnp.asarray(mesh.reshape(-1, len(grids)), result.problem.objective.init_params.dtype)
         warn_near_flagged(result.fidelity, result.domains, np.asarray(values), self.hyper_names, stacklevel=3)
-        return generator_samples(result, rng_key, grids, values, num_samples)
+        refine = DEFAULT_REFINE if refine is None else _nonnegative_int(refine, "refine")
+        return generator_samples(result, rng_key, grids, values, num_samples, refine)
 
     def tune(
         self,
@@ -392,22 +403,31 @@ class AmortizedWBB:
         return _tune(self, rng_key, result, criterion=criterion, hyper=hyper, num_samples=num_samples, prefer=prefer)
 
     def to_inference_data(
-        self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000, log_likelihood: bool = True
+        self,
+        rng_key,
+        result: WBBRunResult,
+        *,
+        hyper: Mapping,
+        num_samples: int = 1000,
+        log_likelihood: bool = True,
+        refine: int | None = None,
     ):
         """:meth:`get_samples` as ArviZ InferenceData: posterior dims (chain, draw, <hyper>,
         ...), ``log_likelihood`` per observation (K × S × n numbers; ``log_likelihood=False``
         leaves it out), ``observed_data``, ``sample_stats`` (objective value and gradient
-        norm of each draw), settings in ``attrs``.
-
-        Example:
-            >>> idata = infer.to_inference_data(jax.random.key(2), result, hyper={"lam": grid})
-            >>> idata.posterior["beta"].sel(lam=1.0, method="nearest").mean(("chain", "draw"))
+        norm of each draw; with ``refine``, the Newton decrement too), settings in ``attrs``.
         """
-        samples = self.get_samples(rng_key, result, hyper=hyper, num_samples=num_samples)
+        samples = self.get_samples(rng_key, result, hyper=hyper, num_samples=num_samples, refine=refine)
         return samples.to_inference_data(log_likelihood=log_likelihood)
 
 
 forward_options(AmortizedWBB)  # every option keyword stays readable as an attribute
+
+
+def _nonnegative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be an integer ≥ 0 (steps per draw; 0 for none), got {value!r}.")
+    return int(value)
 
 
 _STEPS = weakref.WeakKeyDictionary()
