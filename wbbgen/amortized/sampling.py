@@ -32,19 +32,27 @@ __all__ = ["generator_samples"]
 _generate = eqx.filter_jit(generate)  # one compilation per (K, S) shape; λ is traced
 
 
-def generator_samples(result, rng_key, grids, values, num_samples: int, refine: int = 0) -> WBBSamples:
+def generator_samples(result, rng_key, grids, values, num_samples: int, refine: int = 0, where=None) -> WBBSamples:
     """The generator of ``result`` (a :class:`~wbbgen.WBBRunResult`) at ``values (K, m)``,
-    the flattened product of ``grids``, each draw refined by at most ``refine`` exact-solver
-    steps (module docstring): ``samples[site]`` has shape ``(*grid lengths, num_samples,
-    *site_shape)``."""
+    the flattened product of ``grids``, the draws at the values selected by ``where`` (a
+    ``(K,)`` bool mask; None: all) refined by at most ``refine`` exact-solver steps (module
+    docstring): ``samples[site]`` has shape ``(*grid lengths, num_samples, *site_shape)``.
+    ``stats["decrement"]`` and ``stats["num_steps"]`` are NaN and 0 for unrefined draws."""
     problem = result.problem
     t0 = time.perf_counter()
     thetas = _generate(problem, result.domains, result.generator, rng_key, values, num_samples)
     refined = None
-    if refine:
-        thetas, refined = _refine(problem, thetas, rng_key, values, int(refine), exact_method(problem))
+    where = np.ones(len(values), bool) if where is None else np.asarray(where, bool)
+    if refine and where.any():
+        idx = np.flatnonzero(where)
+        sub, info = _refine(problem, thetas[idx], rng_key, values[idx], int(refine), exact_method(problem))
+        thetas = thetas.at[idx].set(sub)
+        decrement = np.full(thetas.shape[:2], np.nan)
+        steps = np.zeros(thetas.shape[:2], int)
+        decrement[idx], steps[idx] = np.asarray(info.decrement), np.asarray(info.num_steps)
+        refined = decrement, steps
     jax.block_until_ready(thetas)
-    attrs = {**result.config, "wall_time_s": time.perf_counter() - t0, "refine_steps": int(refine)}
+    attrs = {**result.config, "wall_time_s": time.perf_counter() - t0, "refine_steps": int(refine) if refined else 0}
     samples = samples_from_thetas(problem, thetas, values, grids, {}, attrs)
     shape = tuple(len(g) for g in grids.values()) + (num_samples,)
 
@@ -52,8 +60,8 @@ def generator_samples(result, rng_key, grids, values, num_samples: int, refine: 
         loss, grad_norm = _draw_stats(problem, thetas, rng_key, values)
         out = {"loss": np.asarray(loss).reshape(shape), "grad_norm": np.asarray(grad_norm).reshape(shape)}
         if refined is not None:
-            out["decrement"] = np.asarray(refined.decrement).reshape(shape)
-            out["num_steps"] = np.asarray(refined.num_steps).reshape(shape)
+            out["decrement"] = refined[0].reshape(shape)
+            out["num_steps"] = refined[1].reshape(shape)
         return out
 
     samples.stats = stats  # computed on first access

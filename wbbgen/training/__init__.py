@@ -16,6 +16,7 @@ from wbbgen.training.fidelity import (
     check_fidelity,
     fidelity,
     format_fidelity,
+    near_flagged,
     warn_fidelity,
     warn_near_flagged,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "format_fidelity",
     "check_fidelity",
     "warn_fidelity",
+    "near_flagged",
     "warn_near_flagged",
     "FidelityWarning",
 ]

@@ -21,8 +21,8 @@ g and e the S paired draws,
   unreliable).
 
 :class:`~wbbgen.AmortizedWBB` warns (:class:`FidelityWarning`) with the values, the figures
-and the remedies when any checked value is outside the band, and again when draws are asked
-for near such a value.
+and the remedies when any checked value is outside the band; :meth:`~wbbgen.AmortizedWBB.get_samples`
+refines the draws nearest to such values by Newton steps and warns if that is not enough.
 
 Example:
     >>> import numpy as np
@@ -54,6 +54,7 @@ __all__ = [
     "format_fidelity",
     "check_fidelity",
     "warn_fidelity",
+    "near_flagged",
     "warn_near_flagged",
     "FidelityWarning",
     "SD_RATIO_BAND",
@@ -165,36 +166,48 @@ def warn_fidelity(fid: Mapping, names: Sequence[str], stacklevel: int = 3) -> No
     rows = "; ".join(f"{label}: {', '.join(r)}" for label, r in bad)
     warnings.warn(
         f"the generator's draws are outside the fidelity band against exact WBB at {len(bad)} of "
-        f"{len(values)} checked values ({rows}). Its draws there are not the WBB posterior. Remedies: "
-        "train longer (num_steps), refine the draws with Newton steps, narrow the `hyper` range, or "
-        "use exact_wbb at those values. `result.fidelity` holds the figures (wbbgen.format_fidelity).",
+        f"{len(values)} checked values ({rows}). The generator alone is not the WBB posterior there. "
+        "get_samples refines the draws near those values by Newton steps unless refine=0 (and says "
+        "when that is not enough); or train longer (num_steps), narrow the `hyper` range, or use "
+        "exact_wbb there. `result.fidelity` holds the figures (wbbgen.format_fidelity).",
         FidelityWarning,
         stacklevel=stacklevel,
     )
 
 
-def warn_near_flagged(fid: Mapping | None, domains, values, names, stacklevel: int = 3) -> None:
-    """Warn when some requested ``values (K, m)`` lie nearest (in the generator's encoding)
-    to a checked value that is outside the band."""
+def near_flagged(fid: Mapping | None, domains, values) -> np.ndarray:
+    """``(K,)`` bool: which of ``values (K, m)`` lie nearest (in the generator's encoding) to
+    a checked value that is outside the band (all False without a check)."""
+    values = np.atleast_2d(np.asarray(values))
     if fid is None:
-        return
+        return np.zeros(len(values), bool)
     flagged = np.array([bool(r) for r in check_fidelity(fid)])
     if not flagged.any():
-        return
+        return np.zeros(len(values), bool)
     checked = np.asarray(encode(domains, jnp.asarray(np.atleast_2d(fid["values"]), jnp.float32)))
     asked = np.asarray(encode(domains, jnp.asarray(values, jnp.float32)))
-    nearest = np.argmin(((asked[:, None, :] - checked[None]) ** 2).sum(-1), axis=1)
-    near = flagged[nearest]
-    if near.any():
-        shown = ", ".join(_label(v, names) for v in np.asarray(values)[near][:5])
-        more = f" and {int(near.sum()) - 5} more" if near.sum() > 5 else ""
-        warnings.warn(
-            f"{int(near.sum())} of the {len(near)} requested hyperparameter values ({shown}{more}) lie nearest "
-            "to a value where the generator failed its fidelity check (see the warning from run(), "
-            "`result.fidelity`): these draws may be far from the WBB posterior.",
-            FidelityWarning,
-            stacklevel=stacklevel,
+    return flagged[np.argmin(((asked[:, None, :] - checked[None]) ** 2).sum(-1), axis=1)]
+
+
+def warn_near_flagged(values, num_values: int, names, decrement=None, stacklevel: int = 3) -> None:
+    """Warn that the draws at ``values`` (nearest to a checked value outside the band) are
+    not refined, or (``decrement``, per draw) that refinement left some unconverged."""
+    shown = ", ".join(_label(v, names) for v in np.asarray(values)[:5])
+    more = f" and {len(values) - 5} more" if len(values) > 5 else ""
+    if decrement is None:
+        state = "are the generator's alone (refine=0); pass refine=2 (or more) to refine them"
+    else:
+        bad = np.mean(~(np.asarray(decrement) <= 0.1))
+        state = (
+            f"were refined by Newton steps, but {bad:.0%} of them are still more than 0.1 posterior sd "
+            "(Newton decrement, stats['decrement']) from their exact WBB optimum; pass a larger refine="
         )
+    warnings.warn(
+        f"{len(values)} of the {num_values} requested hyperparameter values ({shown}{more}) lie nearest to a "
+        f"value where the generator failed its fidelity check (see the warning from run()); their draws {state}.",
+        FidelityWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def format_fidelity(fid: Mapping, name: str | None = None, *, names: Sequence[str] | None = None) -> str:
