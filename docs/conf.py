@@ -89,6 +89,6 @@ napoleon_use_ivar = True
 napoleon_use_rtype = False
 
 # Unresolved cross-references are not warnings (nitpicky off): docstrings name JAX, NumPyro,
-# ArviZ and xarray types, and private modules (wbbgen.problem, wbbgen.checkpoint) that the
+# ArviZ and xarray types, and private modules (wbbgen.problem, wbbgen.persist.checkpoint) that the
 # reference does not document. Everything else that warns fails the build.
 nitpicky = False

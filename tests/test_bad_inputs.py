@@ -25,8 +25,8 @@ import test_io  # tests/ is on sys.path (pytest's default "prepend" import mode)
 from numpyro.distributions import constraints
 
 import wbbgen
-import wbbgen.checkpoint as ckpt
 import wbbgen.io as wio
+import wbbgen.persist.checkpoint as ckpt
 from wbbgen import AmortizedWBB, ExtrapolationWarning, FunctionModel, exact_wbb
 from wbbgen import weights as W
 from wbbgen.problem import make_problem

@@ -1,6 +1,6 @@
-"""Checkpoint and resume: a run killed (SIGKILL) after its first checkpoint and resumed gives
-the uninterrupted run's generator and losses bit for bit; damaged, foreign and newer
-checkpoints are refused with a message naming the problem."""
+"""Checkpoint and resume (wbbgen.persist.checkpoint): a run killed (SIGKILL) after its first
+checkpoint and resumed gives the uninterrupted run's generator and losses bit for bit;
+damaged, foreign and newer checkpoints are refused with a message naming the problem."""
 
 import os
 import shutil
@@ -17,10 +17,11 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 
-import wbbgen.checkpoint as ckpt
 import wbbgen.io as wio
-import wbbgen.train
+import wbbgen.persist.checkpoint as ckpt
 from wbbgen import AmortizedWBB
+from wbbgen.amortized.resume import checkpoint_callback
+from wbbgen.training import run_loop
 
 N, P = 40, 3
 NUM_STEPS, CHUNK = 300, 50
@@ -55,27 +56,28 @@ def make_infer(**overrides):
 
 
 def child(checkpoint_dir):
-    """Run in a subprocess (x64 enabled by the caller, as in conftest.py): train with a
-    checkpoint every chunk, and sleep after the first checkpoint so the parent kills the
-    process in the middle of training."""
-    original = ckpt.write_checkpoint
+    """Run in a subprocess (x64 enabled by the caller, as in conftest.py): train as
+    ``run(..., checkpoint_dir=d, checkpoint_every=CHUNK)`` does (``init``, then the loop with
+    run's checkpoint callback), with one more callback that sleeps after the first checkpoint
+    so that the parent kills the process in the middle of training."""
 
-    def write_then_sleep(*args, **kwargs):
-        path = original(*args, **kwargs)
-        print("WROTE", path, flush=True)
+    def sleep(state, report):
+        print("WROTE", ckpt.latest_checkpoint(checkpoint_dir), flush=True)
         time.sleep(600)
         os._exit(3)  # never continue training if the parent did not kill this process
 
-    ckpt.write_checkpoint = write_then_sleep
     X, y = make_data()
-    make_infer().run(
-        jax.random.key(KEY),
-        X,
-        y,
+    infer, key = make_infer(), jax.random.key(KEY)
+    training = infer.init(key, X, y, num_steps=NUM_STEPS)
+    write = checkpoint_callback(infer, training, key, checkpoint_dir, CHUNK)
+    run_loop(
+        training.trainer.step,
+        training.state,
+        training.rng_key,
+        training.data,
         num_steps=NUM_STEPS,
-        progress_bar=False,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=CHUNK,
+        chunk_size=CHUNK,
+        callbacks=[write, sleep],
     )
     raise SystemExit("training finished: the parent should have killed this process")
 
@@ -113,7 +115,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def resumed(data, tmp_path_factory):
-    """(uninterrupted result, resumed result, step the resumed training started at, dir)."""
+    """(uninterrupted result, resumed result, dir)."""
     X, y = data
     d = tmp_path_factory.mktemp("killed")
     proc = _start_child(d)
@@ -126,26 +128,15 @@ def resumed(data, tmp_path_factory):
     header, _ = ckpt.read_checkpoint(path)
     assert step == header["step"] == CHUNK < NUM_STEPS  # killed mid-training
 
-    starts = []
-    original = wbbgen.train.train
-
-    def recording(step_fn, state, *args, **kwargs):
-        starts.append(int(state.step))
-        return original(step_fn, state, *args, **kwargs)
-
-    wbbgen.train.train = recording
-    try:
-        result = make_infer().run(
-            jax.random.key(KEY), X, y, num_steps=NUM_STEPS, progress_bar=False, checkpoint_dir=d, resume=True
-        )
-    finally:
-        wbbgen.train.train = original
-    return SimpleNamespace(reference=reference, result=result, starts=starts, dir=d)
+    result = make_infer().run(
+        jax.random.key(KEY), X, y, num_steps=NUM_STEPS, progress_bar=False, checkpoint_dir=d, resume=True
+    )
+    return SimpleNamespace(reference=reference, result=result, dir=d)
 
 
 def test_killed_run_resumes_bit_identical(resumed):
     ref, res = resumed.reference, resumed.result
-    assert resumed.starts == [CHUNK]  # training really continued from the checkpoint
+    # Training continued from the checkpoint's state, without repeating the pilot.
     assert res.diagnostics["resumed_from_step"] == CHUNK and "pilot_s" not in res.diagnostics
     # The first CHUNK losses were computed by the killed subprocess, the rest in this one:
     # training is also deterministic across processes.
@@ -167,7 +158,8 @@ def test_resume_from_final_checkpoint_skips_training(resumed, data, tmp_path):
     again = make_infer().run(
         jax.random.key(KEY), X, y, num_steps=NUM_STEPS, progress_bar=False, checkpoint_dir=d, resume=True
     )
-    assert again.diagnostics["resumed_from_step"] == NUM_STEPS and again.diagnostics["train_s"] == 0.0
+    # No chunk ran (nothing compiled): the loop returned at once.
+    assert again.diagnostics["resumed_from_step"] == NUM_STEPS and "compile_s" not in again.diagnostics
     np.testing.assert_array_equal(again.losses, resumed.reference.losses)
 
 
@@ -278,6 +270,21 @@ def test_newer_format_or_wbbgen_version_is_refused(resumed, data, tmp_path):
     assert _resume(d, data).diagnostics["resumed_from_step"] == NUM_STEPS
 
 
+def test_format_1_checkpoint_resumes(resumed, data, tmp_path):
+    """A checkpoint whose settings hold the generator options as a repr string (format
+    version 1) is read in today's form and resumes."""
+    d, path = _copy_latest(resumed, tmp_path)
+    header, payload = wio.read_container(path)
+    assert header["settings"]["generator_options"] == {"width": 16, "depth": 1}
+    header["settings"] = {**header["settings"], "generator_options": "{'depth': 1, 'width': 16}"}
+    with open(path, "wb") as f:
+        f.write(wio.assemble(header, payload, format_version=1))
+    assert ckpt.read_checkpoint(path)[0]["settings"]["generator_options"] == {"depth": 1, "width": 16}
+    again = _resume(d, data)
+    assert again.diagnostics["resumed_from_step"] == NUM_STEPS
+    np.testing.assert_array_equal(again.losses, resumed.reference.losses)
+
+
 def test_a_saved_result_is_not_a_checkpoint(resumed, data, tmp_path):
     d = tmp_path / "ckpt"
     d.mkdir()
@@ -308,16 +315,14 @@ class _State(SimpleNamespace):
     pass
 
 
-def test_checkpoint_interval_is_rounded_up_to_whole_chunks(monkeypatch, tmp_path):
+def test_checkpoint_interval_is_rounded_up_to_whole_chunks(tmp_path):
     """checkpoint_every=70 with chunks of 50 writes at 100, 200, ... and after the last step."""
     assert ckpt.effective_interval(70, 50) == 100
     assert ckpt.effective_interval(100, 50) == 100
     assert ckpt.effective_interval(1, 50) == 50
     written = []
-    monkeypatch.setattr(
-        ckpt, "write_checkpoint", lambda d, h, state, losses, scale: written.append((int(state.step), len(losses)))
-    )
-    cb = ckpt.Checkpointer(tmp_path, ckpt.effective_interval(70, 50), 330, {}, None)
+    write = lambda d, h, state, losses, scale: written.append((int(state.step), len(losses)))  # noqa: E731
+    cb = ckpt.Checkpointer(tmp_path, ckpt.effective_interval(70, 50), 330, {}, None, write=write)
     previous = 0
     for step in [50, 100, 150, 200, 250, 300, 330]:
         cb(_State(step=step), np.zeros(step - previous))

@@ -78,6 +78,18 @@ def test_mean_log_predictive_on_a_two_hyperparameter_grid(problem):
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+def test_heldout_log_density_without_observed_data(problem):
+    """Validation data without the observed values (``heldout_log_density(X_val)``) are
+    refused when the criterion is evaluated, naming the site and how to pass them, and so
+    are the predictive densities it is built on."""
+    _, _, Xva, _, samples = problem
+    cause = r"samples 'y', which is neither observed nor a latent site .*the observed validation data were not passed"
+    with pytest.raises(ValueError, match=cause):
+        heldout_log_density(Xva).evaluate(ridge, samples)
+    with pytest.raises(ValueError, match=r"heldout_log_density\(X_val, y_val\)"):
+        wbbgen.log_predictive(ridge, samples, Xva)
+
+
 def test_mse_accuracy_and_custom_by_hand(problem):
     _, _, Xva, yva, samples = problem
     Xn, yn = np.asarray(Xva), np.asarray(yva)
@@ -141,6 +153,14 @@ def test_tune_end_to_end(problem, trained):
     assert isinstance(heldout_log_density(Xva, yva), Criterion)
 
 
+def test_gradient_search_refuses_an_unknown_autodiff(trained):
+    from wbbgen.tuning import gradient_search
+
+    infer, result = trained
+    with pytest.raises(ValueError, match="`autodiff='sideways'` is unknown; choose one of"):
+        gradient_search(infer, jax.random.key(0), result, np.zeros((2, P)), np.zeros(2), autodiff="sideways")
+
+
 def test_per_hyper_matches_slices(problem):
     from wbbgen import per_hyper
 
@@ -156,17 +176,16 @@ def _compiles(caplog, name: str) -> int:
     return sum(1 for r in caplog.records if pattern.match(r.getMessage()))
 
 
-def test_gradient_search_finds_the_grid_optimum(problem, trained, monkeypatch, caplog):
+def test_gradient_search_finds_the_grid_optimum(problem, trained, caplog):
     """Gradient ascent through the generator and a fine grid of the same criterion, with the
     same generator and the same number of draws, agree to within one step of a 41-point
     log grid: the search is checked, not the generator. The search's last value is the grid
     criterion at its end point (same draws: equal up to float64 rounding), and reverse mode
-    (used above ``FORWARD_MODE_MAX`` hyperparameters) gives the forward-mode path (the same
-    derivative, up to rounding). A second search with other draws, validation values of
+    (``autodiff="reverse"``, the default above ``FORWARD_MODE_MAX`` hyperparameters) gives the
+    forward-mode path (the same derivative, up to rounding). A second search with other draws, validation values of
     the same shapes and another learning rate reuses the compiled program, and still ends at
     its own data's criterion. Validation data with another non-array argument (``sigma``)
     are scored by their own likelihood, not the training call's."""
-    from wbbgen import tuning
     from wbbgen.tuning import gradient_search
 
     _, _, Xva, yva, _ = problem
@@ -200,10 +219,8 @@ def test_gradient_search_finds_the_grid_optimum(problem, trained, monkeypatch, c
     assert abs(np.log(found.best["lam"] / tuned.best["lam"])) <= step + 1e-9
     assert found.values.shape == (4, 151) and np.all(np.diff(found.values[:, -20:], axis=1) > -1e-3)
     np.testing.assert_allclose(criterion_at(jax.random.key(4), found.best["lam"], Xva, yva), found.value, rtol=1e-9)
-    monkeypatch.setattr(tuning, "FORWARD_MODE_MAX", 0)
-    reverse = gradient_search(
-        infer, jax.random.key(4), result, Xva, yva, num_steps=150, learning_rate=0.05, num_samples=64
-    )
+    settings = dict(num_steps=150, learning_rate=0.05, num_samples=64)
+    reverse = gradient_search(infer, jax.random.key(4), result, Xva, yva, **settings, autodiff="reverse")
     np.testing.assert_allclose(reverse.values, found.values, rtol=1e-9)
 
 
@@ -281,28 +298,20 @@ def test_kfold_through_the_generator(trained):
         fold_masks(N, 1, jax.random.key(0))
 
 
-def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem, monkeypatch):
+def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem):
     """``AmortizedWBB(cv_folds=K)``: training draws delete the K folds, kfold_cv defaults to
     them (the same values as passing them explicitly), and other folds warn."""
-    from wbbgen import train as _train
-    from wbbgen.io import describe_settings
+    from wbbgen.persist.fingerprint import describe_settings
     from wbbgen.tuning import kfold_cv
     from wbbgen.weights import CV_FOLD_SEED, trained_fold_masks
 
     Xtr, ytr, _, _, _ = problem
     infer = AmortizedWBB(ridge, hyper={"lam": dist.LogUniform(1e-2, 1e2)}, fidelity_samples=0, num_pilot=4, cv_folds=4)
-    seen = []
-    real_build_step = _train.build_step
-
-    def spy(problem, *args, **kwargs):
-        seen.append(problem.weights)
-        return real_build_step(problem, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(_train, "build_step", spy)
-        result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
-    # Training draws: each has no zero (Exp(1)) or zeros on exactly one trained fold's rows.
-    v = np.asarray(seen[0].sample(jax.random.key(0), (400,)))
+    result = infer.run(jax.random.key(2), Xtr, ytr, num_steps=200, progress_bar=False)
+    # Training draws (the weights of the problem the trainer is built on): each has no zero
+    # (Exp(1)) or zeros on exactly one trained fold's rows.
+    training_weights = infer.options.training.training_problem(result.problem).weights
+    v = np.asarray(training_weights.sample(jax.random.key(0), (400,)))
     deleted = (v == 0).any(1)
     masks = trained_fold_masks(N, 4)
     assert 0 < deleted.sum() < 400

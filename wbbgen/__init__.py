@@ -5,17 +5,20 @@ generator trained once (:class:`AmortizedWBB`), as ArviZ InferenceData with a hy
 dimension.
 """
 
+# Before the imports: wbbgen.persist records it in every file it writes.
+__version__ = "0.1.0"
+
 from wbbgen import datasets, hypertrain, io, models, tuning, weights
 from wbbgen.amortized import AmortizedWBB, WBBRunResult
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
-from wbbgen.criteria import log_predictive, lppd, mean_log_predictive
 from wbbgen.exact import ConvergenceWarning, exact_wbb
 from wbbgen.hyper import Choice, ExtrapolationWarning
 from wbbgen.hypertrain import local_hypertrain
-from wbbgen.io import FileFormatError, MismatchError
-from wbbgen.objective import FunctionModel
+from wbbgen.io import FileFormatError, MismatchError, load, save
+from wbbgen.model import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
+from wbbgen.predictive import log_predictive, lppd, mean_log_predictive
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
 from wbbgen.training import NonFiniteTrainingError, format_fidelity
@@ -30,8 +33,6 @@ from wbbgen.tuning import (
     psis_loo,
     tune,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AmortizedWBB",
@@ -72,6 +73,8 @@ __all__ = [
     "ConvergenceWarning",
     "ExtrapolationWarning",
     "NonFiniteTrainingError",
+    "save",
+    "load",
     "FileFormatError",
     "MismatchError",
 ]

@@ -51,9 +51,9 @@ def run_demo(
     import matplotlib.pyplot as plt
 
     from wbbgen import AmortizedWBB, exact_wbb
-    from wbbgen.criteria import log_predictive
     from wbbgen.datasets import breast_cancer
     from wbbgen.plots import plot_curve, plot_path
+    from wbbgen.predictive import log_predictive
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

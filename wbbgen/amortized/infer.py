@@ -197,7 +197,7 @@ class AmortizedWBB:
                 ``chunk_size``; default: every chunk. A last checkpoint follows the final step.
             resume: continue from the latest checkpoint in ``checkpoint_dir``. The call must
                 repeat the original one (same model, data, ``num_steps``, settings and
-                ``rng_key``; a difference is named in a :class:`~wbbgen.io.MismatchError`); the
+                ``rng_key``; a difference is named in a :class:`~wbbgen.persist.container.MismatchError`); the
                 result is then bit-identical to an uninterrupted run.
                 ``diagnostics["resumed_from_step"]`` records where it started.
             init_generator: a :class:`WBBRunResult` of the same model and settings to start

@@ -11,11 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wbbgen import checkpoint as ckpt  # TRANSITIONAL: wbbgen.persist.checkpoint
 from wbbgen._checks import positive_int
 from wbbgen.generator import OutputScale
 from wbbgen.hyper import encoded_width
-from wbbgen.io import conform, describe_settings, is_output_scale, layout  # TRANSITIONAL: wbbgen.persist
+from wbbgen.persist import checkpoint as ckpt
+from wbbgen.persist.container import conform, is_output_scale, layout
+from wbbgen.persist.fingerprint import describe_settings
 from wbbgen.problem import Problem
 from wbbgen.training import find_output_scale
 
