@@ -224,6 +224,8 @@ def spread_values(domains, num_values: int, rng_key, edge: float = 1.0) -> np.nd
 
 
 def decode(domain: HyperDomain, z):
-    """Inverse of the encoding of a continuous hyperparameter: ``z`` (host numbers) -> values."""
-    t = domain.center + domain.half_width * np.asarray(z)
-    return np.exp(t) if domain.log_scale else t
+    """Inverse of the encoding of a continuous hyperparameter: ``z`` -> values (numpy for host
+    numbers, jax.numpy for traced arrays, so it serves inside ``jit`` too)."""
+    xp = jnp if isinstance(z, jax.Array) else np
+    t = domain.center + domain.half_width * xp.asarray(z)
+    return xp.exp(t) if domain.log_scale else t

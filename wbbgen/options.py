@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -96,10 +95,6 @@ class GeneratorOptions:
             **self.options,
         )
 
-    def describe(self) -> dict:
-        """JSON: the class name and the options (a non-literal option by its repr, addresses stripped)."""
-        return {"generator": self.name, "generator_options": {k: _describe(v) for k, v in sorted(self.options.items())}}
-
 
 @dataclass(frozen=True)
 class TrainingOptions:
@@ -172,16 +167,6 @@ class TrainingOptions:
         """The optimizer of a run of ``num_steps`` steps."""
         return self.optimizer or default_optimizer(num_steps)
 
-    def describe(self) -> dict:
-        """JSON: what a run's training depends on (a custom optimizer by its repr)."""
-        return {
-            "mode": self.mode,
-            "optimizer": "default" if self.optimizer is None else _describe(self.optimizer),
-            "batch_size": self.batch_size,
-            "num_targets": self.num_targets if self.mode == "supervised" else None,
-            "on_nonfinite": self.on_nonfinite,
-        } | {k: v for k, v in (("data_batch_size", self.data_batch_size), ("cv_folds", self.cv_folds)) if v is not None}
-
 
 @dataclass(frozen=True)
 class PilotOptions:
@@ -220,15 +205,6 @@ class CheckOptions:
         ):
             raise ValueError(f"`plan` must be (number of values, draws per value), two positive ints; got {plan!r}.")
         object.__setattr__(self, "plan", (int(plan[0]), int(plan[1])))
-
-
-def _describe(value):
-    """A JSON value for an option: itself when JSON-able, else its repr without memory addresses."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) for x in value):
-        return list(value)
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
 class Options(NamedTuple):

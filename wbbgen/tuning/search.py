@@ -184,12 +184,6 @@ def _check_validation(val, train) -> None:
         )
 
 
-def _decode(domains, z):
-    """Traced inverse of the encoding of continuous hyperparameters: ``z (m,)`` -> ``λ (m,)``."""
-    t = [d.center + d.half_width * z[i] for i, d in enumerate(domains)]
-    return jnp.stack([jnp.exp(x) if d.log_scale else x for x, d in zip(t, domains)])
-
-
 @eqx.filter_jit
 def _search(
     problem, domains, loglik, num_steps, num_samples, forward, starts, generator, rng_key, val_data, learning_rate
@@ -204,7 +198,7 @@ def _search(
     opt = optax.adam(learning_rate)
 
     def criterion(z):
-        values = _decode(domains, z)
+        values = jnp.stack([decode(d, z[i]) for i, d in enumerate(domains)])
         thetas = generate(problem, domains, generator, rng_key, values[None], num_samples)[0]  # (S, d)
         h = hyper_dict(problem, values)
         ll = jax.vmap(lambda th: sum(x for x in loglik(th, h, val_data).values()))(thetas)  # (S, ñ)
