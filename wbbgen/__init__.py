@@ -5,10 +5,8 @@ generator trained once (:class:`AmortizedWBB`), as ArviZ InferenceData with a hy
 dimension.
 """
 
-# Before the imports: wbbgen.persist records it in every file it writes.
-__version__ = "0.1.0"
-
 from wbbgen import datasets, hypertrain, io, models, tuning, weights
+from wbbgen._version import __version__ as __version__
 from wbbgen.amortized import AmortizedWBB, WBBRunResult
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper

@@ -5,12 +5,18 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-__all__ = ["positive_int", "as_key", "is_array", "jsonable"]
+__all__ = ["positive_int", "nonnegative_int", "as_key", "is_array", "jsonable"]
 
 
 def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def nonnegative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be an integer ≥ 0, got {value!r}.")
     return int(value)
 
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wbbgen import sharding
-from wbbgen._checks import as_key, positive_int
+from wbbgen._checks import as_key, nonnegative_int, positive_int
 from wbbgen.amortized.result import WBBRunResult, WBBTraining
 from wbbgen.amortized.resume import check_warm_start, checkpoint_callback, plan_checkpoints, restore_checkpoint
 from wbbgen.amortized.sampling import generator_samples
@@ -169,7 +169,6 @@ class AmortizedWBB:
         """The hyperparameter keywords, in the order of ``hyper=``."""
         return tuple(d.name for d in self.domains)
 
-    # ----------------------------------------------------------------------------------
     def run(
         self,
         rng_key,
@@ -197,9 +196,8 @@ class AmortizedWBB:
                 ``chunk_size``; default: every chunk. A last checkpoint follows the final step.
             resume: continue from the latest checkpoint in ``checkpoint_dir``. The call must
                 repeat the original one (same model, data, ``num_steps``, settings and
-                ``rng_key``; a difference is named in a :class:`~wbbgen.persist.container.MismatchError`); the
-                result is then bit-identical to an uninterrupted run.
-                ``diagnostics["resumed_from_step"]`` records where it started.
+                ``rng_key``; a difference is named in a :class:`~wbbgen.MismatchError`); the result
+                is then bit-identical to an uninterrupted run (``diagnostics["resumed_from_step"]``).
             init_generator: a :class:`WBBRunResult` of the same model and settings to start
                 from (warm start): its generator replaces the pilot solves and the random
                 initialisation; the optimizer starts fresh. Ignored when resuming.
@@ -293,7 +291,6 @@ class AmortizedWBB:
         state, info = _jit_step(training.trainer.step)(training.state, key, training.data)
         return training._replace(state=state), info
 
-    # ----------------------------------------------------------------------------------
     def build_generator(self, problem: Problem, output_scale, key):
         """The generator :meth:`run` trains (also, traced abstractly, the template that a
         checkpoint or a saved generator is read into, so the three cannot drift apart)."""
@@ -348,7 +345,6 @@ class AmortizedWBB:
         warn_fidelity(fid, self.hyper_names, stacklevel=4)
         return result._replace(fidelity=fid)
 
-    # ----------------------------------------------------------------------------------
     def check_result(self, result):
         """Refuse a ``result`` that is not a :class:`WBBRunResult` of this model and ``hyper``."""
         if not isinstance(result, WBBRunResult):
@@ -392,7 +388,7 @@ class AmortizedWBB:
         if refine is None:
             samples = generator_samples(result, rng_key, grids, values, num_samples, AUTO_REFINE, where=near)
         else:
-            samples = generator_samples(result, rng_key, grids, values, num_samples, _nonnegative_int(refine, "refine"))
+            samples = generator_samples(result, rng_key, grids, values, num_samples, nonnegative_int(refine, "refine"))
         if near.any():
             dec = samples.stats.get("decrement")
             dec = None if dec is None else dec.reshape(len(values), -1)[near]
@@ -439,12 +435,6 @@ class AmortizedWBB:
 
 
 forward_options(AmortizedWBB)  # every option keyword stays readable as an attribute
-
-
-def _nonnegative_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{name}` must be an integer ≥ 0 (steps per draw; 0 for none), got {value!r}.")
-    return int(value)
 
 
 _STEPS = weakref.WeakKeyDictionary()

@@ -38,7 +38,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from wbbgen.baselines.bo import _transform
+from wbbgen.baselines.bo import transform_values
 from wbbgen.baselines.gp import expected_improvement, fit_gp
 from wbbgen.baselines.sgd import epoch_cost, sgd_epochs, sgd_init
 from wbbgen.baselines.task import Task
@@ -88,10 +88,10 @@ def ariafar(task: Task, budget: Budget, seed: int = 0, num_candidates: int = 204
             break
         run(rng.uniform(size=m), d)
     while not rec.exhausted(next_cost=min(cost)):
-        gp = fit_gp(np.asarray(U), _transform(task, np.asarray(ys)), tasks=np.asarray(T), num_tasks=len(D))
+        gp = fit_gp(np.asarray(U), transform_values(task, np.asarray(ys)), tasks=np.asarray(T), num_tasks=len(D))
         on_target = [y for y, t in zip(ys, T) if t == target]
         if on_target:
-            best = float(_transform(task, min(on_target)))
+            best = float(transform_values(task, min(on_target)))
             anchor = U[int(np.argmin([y if t == target else np.inf for y, t in zip(ys, T)]))]
         else:
             mean_obs, _ = gp.predict(np.asarray(U), np.full(len(U), target))
@@ -112,7 +112,7 @@ def ariafar(task: Task, budget: Budget, seed: int = 0, num_candidates: int = 204
         run(cand[i], int(np.argmax(score)))
     x_final = rec.best_x
     if x_final is None:  # the target design was never run: best predicted target loss
-        gp = fit_gp(np.asarray(U), _transform(task, np.asarray(ys)), tasks=np.asarray(T), num_tasks=len(D))
+        gp = fit_gp(np.asarray(U), transform_values(task, np.asarray(ys)), tasks=np.asarray(T), num_tasks=len(D))
         mean_obs, _ = gp.predict(np.asarray(U), np.full(len(U), target))
         x_final = lo + U[int(np.argmin(mean_obs))] * width
         rec.best_val = float(np.min(ys))

@@ -33,7 +33,7 @@ from wbbgen.baselines.trace import Budget, BudgetExhausted, Recorder, TunerResul
 __all__ = ["tpe", "gp_bo"]
 
 
-def _optuna():
+def import_optuna():
     try:
         import optuna
     except ImportError as err:  # pragma: no cover - the hpo extra is missing
@@ -53,7 +53,7 @@ def suggest_x(trial, task: Task) -> np.ndarray:
 
 def tpe(task: Task, budget: Budget, seed: int = 0) -> TunerResult:
     """optuna TPE over the log box, one exact refit per trial."""
-    optuna = _optuna()
+    optuna = import_optuna()
     rec = Recorder(budget, task)
     startup = 10 if budget.fits is None else int(max(2, min(10, budget.fits // 3)))
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
@@ -69,14 +69,14 @@ def tpe(task: Task, budget: Budget, seed: int = 0) -> TunerResult:
         rec.log(x, val)
         return val
 
-    _optimize(study, objective, rec)
+    optimize_study(study, objective, rec)
     return rec.result(sampler="optuna.TPESampler", n_startup_trials=startup)
 
 
-def _optimize(study, objective, rec, next_cost: float = 1.0):
+def optimize_study(study, objective, rec, next_cost: float = 1.0):
     """Run trials until the objective raises :class:`BudgetExhausted` or fewer than
     ``next_cost`` fits are left."""
-    optuna = _optuna()
+    optuna = import_optuna()
 
     def stop_on_budget(study, trial):
         if rec.exhausted(next_cost=next_cost):
@@ -91,7 +91,7 @@ def _optimize(study, objective, rec, next_cost: float = 1.0):
             continue
 
 
-def _transform(task: Task, val):
+def transform_values(task: Task, val):
     return np.log(np.maximum(val, 1e-12)) if task.kind == "classification" else np.asarray(val, float)
 
 
@@ -109,7 +109,7 @@ def gp_bo(task: Task, budget: Budget, seed: int = 0, num_candidates: int = 2048)
         if len(U) < n0:
             u = rng.uniform(size=m)
         else:
-            gp = fit_gp(np.asarray(U), _transform(task, np.asarray(ys)))
+            gp = fit_gp(np.asarray(U), transform_values(task, np.asarray(ys)))
             best = int(np.argmin(ys))
             cand = np.concatenate(
                 [
@@ -118,7 +118,7 @@ def gp_bo(task: Task, budget: Budget, seed: int = 0, num_candidates: int = 2048)
                 ]
             )
             mean, sd = gp.predict(cand)
-            ei = expected_improvement(mean, sd, float(_transform(task, ys[best])))
+            ei = expected_improvement(mean, sd, float(transform_values(task, ys[best])))
             u = cand[int(np.argmax(ei))]
         x = lo + u * width
         theta, _ = task.fit(x)

@@ -47,7 +47,7 @@ class _MultiTask(tinygp.kernels.Kernel):
         return self.B[s, t] * self.base.evaluate(X1[:-1], X2[:-1])
 
 
-def _build(params, U, T, diag, num_tasks):
+def build_gp(params, U, T, diag, num_tasks):
     ls = jnp.exp(jnp.clip(params["log_ls"], np.log(0.02), np.log(5.0)))
     amp = jnp.exp(2 * jnp.clip(params["log_amp"], -3.0, 3.0))
     noise = jnp.exp(2 * jnp.clip(params["log_noise"], np.log(NOISE_FLOOR), 1.0))
@@ -81,7 +81,7 @@ def _fit(U, T, y, diag, num_tasks):
     opt = optax.adam(0.05)
 
     def nll(p):
-        gp, _ = _build(p, U, T, diag, num_tasks)
+        gp, _ = build_gp(p, U, T, diag, num_tasks)
         # a weak N(log 0.3, 1) prior on the length scales keeps them off the clip bounds
         return -gp.log_probability(y) + 0.5 * jnp.sum((p["log_ls"] - np.log(0.3)) ** 2)
 
@@ -98,7 +98,7 @@ def _fit(U, T, y, diag, num_tasks):
 @partial(jax.jit, static_argnums=(6,))
 def _predict(params, U, T, y, diag, Unew_T, num_tasks):
     Unew, Tnew = Unew_T
-    gp, _ = _build(params, U, T, diag, num_tasks)
+    gp, _ = build_gp(params, U, T, diag, num_tasks)
     ls = jnp.exp(jnp.clip(params["log_ls"], np.log(0.02), np.log(5.0)))
     Xn = Unew / ls
     if num_tasks > 1:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from wbbgen.baselines.bo import _optimize, _optuna, suggest_x
+from wbbgen.baselines.bo import import_optuna, optimize_study, suggest_x
 from wbbgen.baselines.sgd import sgd_epochs, sgd_init
 from wbbgen.baselines.task import Task
 from wbbgen.baselines.trace import Budget, BudgetExhausted, Recorder, TunerResult
@@ -28,7 +28,7 @@ __all__ = ["hyperband"]
 
 def hyperband(task: Task, budget: Budget, seed: int = 0) -> TunerResult:
     """optuna Hyperband over epochs of minibatch Adam."""
-    optuna = _optuna()
+    optuna = import_optuna()
     rec = Recorder(budget, task)
     E = int(task.epochs)
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=E, reduction_factor=3)
@@ -64,7 +64,7 @@ def hyperband(task: Task, budget: Budget, seed: int = 0) -> TunerResult:
         rec.log(x, val, epochs=E)
         return val
 
-    _optimize(study, objective, rec, next_cost=1.0 / E)
+    optimize_study(study, objective, rec, next_cost=1.0 / E)
     if rec.best_x is None:  # no trial reached the full resource: take the best partial one
         rows = [r for r in rec.rows if r["val_loss"] == r["val_loss"]]
         if rows:

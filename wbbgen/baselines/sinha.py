@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wbbgen.baselines.gp import _build, fit_gp
+from wbbgen.baselines.gp import build_gp, fit_gp
 from wbbgen.baselines.task import Task
 from wbbgen.baselines.trace import Budget, Recorder, TunerResult
 
@@ -54,7 +54,7 @@ GROWTH = 1.5
 
 def _gp_mean(gp, u):
     """GP posterior mean at one unit-box point ``u (m,)``, differentiable (original units)."""
-    model, _ = _build(gp.params, gp.U, gp.T, gp.diag, 1)
+    model, _ = build_gp(gp.params, gp.U, gp.T, gp.diag, 1)
     ls = jnp.exp(jnp.clip(gp.params["log_ls"], np.log(0.02), np.log(5.0)))
     return model.condition(gp.y, (u / ls)[None]).gp.loc[0] * gp.y_sd + gp.y_mean
 

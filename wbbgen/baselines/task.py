@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wbbgen.model import build_objective
+
 __all__ = ["Task", "evaluate"]
 
 
@@ -106,9 +108,7 @@ class Task:
     # ------------------------------------------------------------------ the objective
     @cached_property
     def objective(self):
-        """:func:`wbbgen.objective.build_objective` of the model on the training rows."""
-        from wbbgen.objective import build_objective
-
+        """:func:`wbbgen.model.build_objective` of the model on the training rows."""
         return build_objective(self.model, (self.X_train, self.y_train), {}, self.hyper_names)
 
     @property

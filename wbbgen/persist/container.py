@@ -46,8 +46,8 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from wbbgen import __version__
 from wbbgen._checks import is_array
+from wbbgen._version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
