@@ -30,7 +30,7 @@ bench: $(STAMP)  ## performance targets (P1, P2, P3, P5, P6) at full size -> ben
 notebooks: $(STAMP)  ## run notebooks/*.py at full size (~5 min) into notebooks/_build/
 	$(BIN)/python benchmarks/run_notebooks.py --out notebooks/_build
 
-bench-hpo: $(STAMP)  ## the tuning comparison (issue 5), every task and method at full size -> bench-output/hpo/
+bench-hpo: $(STAMP)  ## the tuning comparison, every task and method at full size -> bench-output/hpo/
 	$(BIN)/wbbgen bench hpo --task all --methods all --out bench-output/hpo
 
 # Smoke runs compile far longer than they run: XLA's lowest backend optimisation level (read
@@ -41,8 +41,8 @@ bench-hpo-smoke: $(STAMP)  ## the same at smoke size (under a minute per task on
 
 bench-smoke: bench-hpo-smoke  ## the hpo, perf, hyper-training and tuning-reference benchmarks at smoke size (CI)
 	$(BIN)/wbbgen bench perf --smoke --out bench-output/perf-smoke
-	$(BIN)/python benchmarks/hypertrain.py --smoke --out bench-output/hypertrain-smoke
-	$(BIN)/python benchmarks/tuning_reference.py --smoke --out bench-output/tuning-smoke
+	$(BIN)/wbbgen bench hypertrain --smoke --out bench-output/hypertrain-smoke
+	$(BIN)/wbbgen bench tuning-reference --smoke --out bench-output/tuning-smoke
 
 docs: $(STAMP)  ## the documentation site, warnings as errors -> docs/_build/html/
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html

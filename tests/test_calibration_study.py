@@ -1,4 +1,4 @@
-r"""The scheme-choice study (benchmarks/calibration.py): a smoke run, and slow comparisons of
+r"""The scheme-choice study (:mod:`wbbgen.bench.calibration`): a smoke run, and slow comparisons of
 anchored exact WBB with NUTS on a synthetic, far-from-separable logistic regression.
 
 Budget of the slow test (stated before looking at its outcome, derived from the first-order
@@ -22,31 +22,17 @@ where 0.34 = ∂/∂r[2Φ(1.645 r) − 1] at r = 1 turns an sd-ratio error into 
 The test runs in float64 (tests/conftest.py).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "calibration.py"
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("calibration_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-study = _study()
+from wbbgen.bench import calibration as study
 
 ROW_KEYS = {
     "lam",
@@ -72,11 +58,11 @@ def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(request.config.cache.mkdir("jax-compilation-cache")))
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--smoke"],
+        [sys.executable, "-m", "wbbgen", "bench", "calibration", "--out", str(tmp_path), "--smoke"],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=ROOT,
+        cwd=tmp_path,  # the installed package, not a source checkout
         env=env,
     )
     elapsed = time.perf_counter() - t0

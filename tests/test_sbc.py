@@ -1,6 +1,6 @@
 r"""Simulation-based calibration (SBC) of anchored exact WBB on a conjugate ridge (slow).
 
-Model (benchmarks/sbc.py): σ = 1 known, β ~ N(0, I₂/λ), y ~ N(Xβ, I_n), fixed design X with
+Model (:mod:`wbbgen.bench.sbc`): σ = 1 known, β ~ N(0, I₂/λ), y ~ N(Xβ, I_n), fixed design X with
 n = 200 rows N(0, [[1, .5], [.5, 1]]). Per replicate: β from the prior, y from the model,
 L = 99 anchored exact WBB draws, and the rank of each βⱼ among them. If the draws were the
 posterior the ranks would be uniform on {0, …, 99} at every λ.
@@ -18,7 +18,7 @@ Test and its false-alarm rate: R = 1000 replicates per λ ∈ {0.1, 50, 1000} (d
 prior weight λ/(n + λ) = 0.2, prior-dominated), ranks in B = 10 bins, Pearson chi-square
 (9 dof) per λ and coordinate: 6 tests, family-wise α = 1e-3 by Bonferroni (reject at
 χ² > 32.4). The O(p/n) terms are not zero, and SBC sees them: measured with
-``python benchmarks/sbc.py --power --num-obs 200`` (R = 20 000, float64) the chi-square per
+``wbbgen bench sbc --power --num-obs 200`` (R = 20 000, float64) the chi-square per
 dof is 5.1 and 4.1 at λ = 0.1 (non-centrality ≈ 37 and 28, i.e. ≈ 1.9 and 1.4 at R = 1000) and
 within noise of 1 at λ = 50 and 1000 (the anchor dominates there). With those
 non-centralities the per-test false-alarm probability at λ = 0.1 is 1.2e-3 and 0.9e-3
@@ -31,30 +31,16 @@ dominated, where they omit or mis-scale the prior's share): sd ratio √(n/(n + 
 ``fixed``; both give χ² in the hundreds to thousands at R = 1000.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.stats import chi2
 
-ROOT = Path(__file__).resolve().parents[1]
+from wbbgen.bench import sbc
+
 pytestmark = pytest.mark.slow
 
 ALPHA = 1e-3
 NUM_REPLICATES, NUM_DRAWS, NUM_BINS = 1000, 99, 10
-
-
-def _sbc():
-    spec = importlib.util.spec_from_file_location("sbc", ROOT / "benchmarks" / "sbc.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # NamedTuple pickling/introspection looks the module up
-    spec.loader.exec_module(module)
-    return module
-
-
-sbc = _sbc()
 
 
 def test_chi_square_helper_on_uniform_counts():

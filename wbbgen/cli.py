@@ -1,16 +1,42 @@
-"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--num-samples S] [--seed K] [--smoke]``,
-``wbbgen bench perf --out DIR [--only P1,P3] [--smoke]``, ``wbbgen bench calibration --out DIR [--smoke]`` and
-``wbbgen bench hpo --task T… --methods M… [--budget B] [--seeds N] --out DIR [--smoke]``."""
+"""Command line: ``wbbgen demo [--out DIR] [--num-steps N] [--num-samples S] [--seed K] [--smoke]`` and
+``wbbgen bench NAME [options]``, which runs one of the benchmarks of :mod:`wbbgen.bench`
+(``wbbgen bench --help`` lists them; ``wbbgen bench NAME --help`` gives a benchmark's options)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import NamedTuple
 
-__all__ = ["main"]
+from wbbgen.bench import calibration, hpo, hypertrain, nuts_grid, perf, sbc, sigma_check, tuning_reference
+from wbbgen.bench.perf import recipes
+from wbbgen.demo import run_demo
+
+__all__ = ["Benchmark", "BENCHMARKS", "main"]
 
 
-def main(argv=None) -> int:
+class Benchmark(NamedTuple):
+    """A benchmark of ``wbbgen bench``: its ``main(argv)`` and a one-line summary."""
+
+    main: Callable
+    summary: str
+
+
+BENCHMARKS = {
+    "perf": Benchmark(perf.main, "the performance targets P1-P6, each figure beside its goal"),
+    "p6-recipes": Benchmark(recipes.main, "P6: sampling λ where fidelity is worst, a supervised warm start"),
+    "calibration": Benchmark(calibration.main, "WBB draws against reference posteriors per prior scheme, and SBC"),
+    "sbc": Benchmark(sbc.main, "simulation-based calibration of exact WBB on a conjugate ridge"),
+    "sigma-check": Benchmark(sigma_check.main, "anchored exact WBB against NUTS for a scale parameter"),
+    "hpo": Benchmark(hpo.main, "the tuning comparison: every tuner on every task (needs the hpo extra)"),
+    "hypertrain": Benchmark(hypertrain.main, "local hyper-training against random search, 10 and 640 decays"),
+    "tuning-reference": Benchmark(tuning_reference.main, "wbbgen's choice of λ against exact CV and grids"),
+    "nuts-grid": Benchmark(nuts_grid.main, "the grid strategies of nuts_reference timed"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wbbgen", description="Generative Bayesian hyperparameter tuning.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="breast-cancer logistic regression over λ, end to end")
@@ -19,67 +45,31 @@ def main(argv=None) -> int:
     demo.add_argument("--num-samples", type=int, default=1000, help="draws per λ")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--smoke", action="store_true", help="a tiny run that checks the pipeline (seconds)")
-    bench = sub.add_parser("bench", help="benchmarks (run from a source checkout)")
-    bench.add_argument("suite", choices=["perf", "calibration", "hpo"], help="which benchmark")
-    bench.add_argument("--out", required=True, help="folder for JSON, markdown and plots")
-    bench.add_argument("--smoke", action="store_true", help="tiny sizes, seconds")
-    bench.add_argument("--only", help="perf: comma-separated targets, e.g. P3,P5 (default: all)")
-    hpo = bench.add_argument_group("hpo (the tuning comparison)")
-    hpo.add_argument(
-        "--task",
-        nargs="+",
-        help="ridge-diabetes, logistic-cancer, digits-softmax, digits-mlp, all (those four), digits-mlp-layers "
-        "or tiny-ridge (the test suite's task)",
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark: wbbgen bench NAME [options]",
+        description="Run a benchmark; `wbbgen bench NAME --help` lists its options.",
     )
-    hpo.add_argument(
-        "--methods",
-        nargs="+",
-        help="grid random tpe gp-bo hyperband lorraine-global lorraine-local sinha ariafar wbbgen, or all",
-    )
-    hpo.add_argument("--budget", help="per run: N full fits, Ns seconds, or N,Ms (default: per task)")
-    hpo.add_argument("--seeds", type=int, help="seeds per method (default 3; 1 with --smoke)")
-    args = parser.parse_args(argv)
+    names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
+    for name, b in BENCHMARKS.items():
+        names.add_parser(name, help=b.summary, add_help=False)
+    return parser
 
-    if args.command == "bench":
-        hpo_only = {"--task": args.task, "--methods": args.methods, "--budget": args.budget, "--seeds": args.seeds}
-        if args.suite != "hpo" and any(v is not None for v in hpo_only.values()):
-            given = [k for k, v in hpo_only.items() if v is not None]
-            parser.error(f"{', '.join(given)} only apply to `wbbgen bench hpo`.")
-        if args.only is not None and args.suite != "perf":
-            parser.error("--only applies to `wbbgen bench perf`.")
-        module = _benchmark_module(args.suite)
-        argv = ["--out", args.out] + (["--smoke"] if args.smoke else [])
-        if args.only is not None:
-            argv += ["--only", args.only]
-        if args.suite == "hpo":
-            for flag, value in hpo_only.items():
-                if value is not None:
-                    argv += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
-        module.main(argv)
-        return 0
 
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) >= 2 and argv[0] == "bench":
+        name = argv[1].replace("_", "-")
+        if name in BENCHMARKS:  # the benchmark parses its own options
+            BENCHMARKS[name].main(argv[2:])
+            return 0
+    args = _parser().parse_args(argv)
     if args.command == "demo":
-        from wbbgen.demo import run_demo
-
         if args.smoke:
             run_demo(args.out, num_steps=200, num_samples=50, num_grid=6, seed=args.seed, progress_bar=False)
         else:
             run_demo(args.out, num_steps=args.num_steps, num_samples=args.num_samples, seed=args.seed)
     return 0
-
-
-def _benchmark_module(name: str):
-    """Import ``benchmarks/<name>.py`` from the source checkout wbbgen runs from."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    if not path.exists():
-        raise SystemExit(f"wbbgen bench needs a source checkout with benchmarks/{name}.py (looked in {path.parent}).")
-    spec = importlib.util.spec_from_file_location(f"wbbgen_benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 if __name__ == "__main__":

@@ -6,53 +6,39 @@ matrix, per chain). The potential is numpyro's ``potential_energy`` — the func
 ``initialize_model(..., dynamic_args=True)`` returns a generator of — evaluated with λ as a
 *traced* model keyword, so one compiled program serves the whole grid.
 
-Grid strategy (``grid_method``; measured, the default chosen from it):
+Grid strategy (``grid_method``):
 
 * ``"map"`` (default): one compiled per-λ program (chains vmapped), called for each λ from
   a host loop with a tqdm bar; the program is cached, so a new grid of any length, a new
   key or new data of the same shapes is not recompiled.
 * ``"scan"``: ``lax.map`` over λ inside one compiled program (no progress bar).
 * ``"vmap"``: ``jax.vmap`` over λ. NUTS trees are ``while_loop`` loops; batched over λ every
-  lane waits for the deepest tree at any λ.
+  lane waits for the deepest tree at any λ, so where the tree size varies with λ (a weak
+  prior on near-separable data) it is several times slower than the other two.
 
-Measured on 2 CPU cores, x64, logistic regression with prior β ~ N(0, 1/λ),
-λ = logspace(-2, 2, 8) (times 1.1^k at call k), 4 chains, 1000 warmup + 1000 draws per λ;
-the first call includes compilation, the next calls use a new key and a new grid of the
-same length (they include ~0.2 s of set-up and diagnostics)::
+``map`` is the default: as fast as ``scan`` on the problems measured (see the benchmarks
+page), robust to heterogeneous λ, and it reports progress.
 
-    JAX_ENABLE_X64=1 python -m wbbgen.reference synthetic      # n=200, p=10, x ~ N(0, I)
-    grid_method  first call   next calls (s)
-    map        11.3 s     2.48    2.10
-    scan       10.7 s     2.06    2.06
-    vmap       11.9 s     2.39    1.96
-
-    JAX_ENABLE_X64=1 python -m wbbgen.reference breast_cancer  # n=569, p=30, standardised
-    grid_method  first call   next calls (s)
-    map        42.5 s    32.46   30.13
-    scan       42.6 s    32.69   34.39
-    vmap      114.2 s    95.32   89.09
-
-On the small, well-conditioned problem (~7 leapfrog steps per draw at every λ) the three
-tie within run-to-run noise (vmap at best 5-10 % ahead). On breast cancer, where the tree size
-varies with λ (mean leapfrog steps per draw 134 at λ = 0.01, 10 at λ = 100), vmap is 3x
-slower. ``map`` is the default: as fast as ``scan``,
-robust to heterogeneous λ, and it reports progress.
+Deterministic sites (``numpyro.deterministic``) are returned in ``posterior`` beside the latent
+sites, as NumPyro's MCMC returns them; the diagnostics are computed on the latent sites.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wbbgen._data import FrozenStatic, argument_names, split_data, static_spec
 from wbbgen.convert import build_inference_data
+from wbbgen.model.numpyro_model import TRACING_ERRORS, prepare_data
 
 __all__ = ["nuts_reference", "ReferenceDiagnosticsWarning"]
 
@@ -69,8 +55,7 @@ class _Static(NamedTuple):
     """Hashable configuration of the compiled sampler (a change means a new compilation)."""
 
     model: Callable
-    treedef: Any
-    static_leaves: tuple  # (leaf index, value) of non-array model arguments
+    static: FrozenStatic  # the non-array model arguments (and those named in static_args)
     hyper_names: tuple
     num_chains: int
     num_warmup: int
@@ -88,6 +73,7 @@ def nuts_reference(
     num_samples: int = 1000,
     progress_bar: bool = True,
     grid_method: str = "map",
+    static_args: Sequence[str] = (),
     **model_kwargs: Any,
 ):
     """Sample the posterior of ``model`` with NUTS at every point of a hyperparameter grid.
@@ -107,11 +93,13 @@ def nuts_reference(
         num_chains, num_warmup, num_samples: per grid point; all positive.
         progress_bar: show a tqdm bar over the grid (``grid_method="map"`` only).
         grid_method: ``"map"`` (default), ``"scan"`` or ``"vmap"`` (see the module docs).
+        static_args: names of data arguments the model needs as constants (it computes shapes
+            from their values, e.g. ``J = int(g.max()) + 1``); arrays are traced otherwise.
         **model_kwargs: other keyword arguments of ``model``.
 
     Returns:
         InferenceData (layout of :func:`wbbgen.convert.build_inference_data`) with groups
-        ``posterior`` (latent sites, constrained, dims ``(chain, draw, *hyper, ...)``),
+        ``posterior`` (latent and deterministic sites, constrained, dims ``(chain, draw, *hyper, ...)``),
         ``log_likelihood`` (per observed site and observation), ``observed_data`` and
         ``sample_stats`` (``diverging``, ``acceptance_rate``, ``tree_depth``, ``n_steps``,
         ``lp`` = unconstrained log density incl. log-Jacobian, ``energy``, ``step_size``).
@@ -146,17 +134,18 @@ def nuts_reference(
     if grid_method not in _GRID_METHODS:
         raise ValueError(f"grid_method must be one of {_GRID_METHODS}, got {grid_method!r}.")
     grids = _check_hyper(model, hyper, model_kwargs)
-    dyn_leaves, static_leaves, treedef = _split_args(model_args, model_kwargs)
-
     key_init, key_run = jax.random.split(_raw_key(rng_key))
     names = tuple(grids)
     mesh = np.meshgrid(*grids.values(), indexing="ij")
     points = np.stack([m.ravel() for m in mesh], axis=-1)  # (G, n_hyper)
     grid_shape = tuple(len(g) for g in grids.values())
+    first = dict(zip(names, points[0].tolist(), strict=True))
+    model_args, model_kwargs = prepare_data(model, model_args, model_kwargs, first)
+    spec = static_spec(model_args, model_kwargs, static_args, argument_names(model, len(model_args)))
+    dynamic, static_tree = split_data(model_args, model_kwargs, spec)
 
     # Set-up at the first grid point: validates the model, gives the unconstrained
     # structure of the latent sites and the observed data.
-    first = dict(zip(names, points[0].tolist(), strict=True))
     info = nutil.initialize_model(
         key_init,
         model,
@@ -176,8 +165,7 @@ def nuts_reference(
     observed = {k: np.asarray(s["value"]) for k, s in trace.items() if s["type"] == "sample" and s["is_observed"]}
     static = _Static(
         model,
-        treedef,
-        static_leaves,
+        FrozenStatic(static_tree),
         names,
         int(num_chains),
         int(num_warmup),
@@ -187,19 +175,26 @@ def nuts_reference(
     keys = jax.random.split(key_run, len(points))
     hyper_points = jnp.asarray(points)
 
-    if grid_method == "map":
-        outs = []
-        indices = range(len(points))
-        if progress_bar:
-            from tqdm.auto import tqdm
+    try:
+        if grid_method == "map":
+            outs = []
+            indices = range(len(points))
+            if progress_bar:
+                from tqdm.auto import tqdm
 
-            indices = tqdm(indices, desc="nuts_reference", unit="λ")
-        for g in indices:
-            out = _sample_grid(keys[g : g + 1], hyper_points[g : g + 1], template, dyn_leaves, static=static)
-            outs.append(jax.device_get(out))
-        out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
-    else:
-        out = jax.device_get(_sample_grid(keys, hyper_points, template, dyn_leaves, static=static))
+                indices = tqdm(indices, desc="nuts_reference", unit="λ")
+            for g in indices:
+                out = _sample_grid(keys[g : g + 1], hyper_points[g : g + 1], template, dynamic, static=static)
+                outs.append(jax.device_get(out))
+            out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+        else:
+            out = jax.device_get(_sample_grid(keys, hyper_points, template, dynamic, static=static))
+    except TRACING_ERRORS as err:
+        raise ValueError(
+            "the model needs the values of a data argument to build its shapes (e.g. `J = int(g.max()) + 1`), but "
+            "nuts_reference traces data arrays; name those arguments with `static_args=(...)` to close over them "
+            f"as constants, or pass the sizes as Python ints ({type(err).__name__})."
+        ) from err
 
     def layout(x):  # (G, chain, draw, ...) -> (chain, draw, *grid_shape, ...)
         x = np.asarray(x).reshape(grid_shape + x.shape[1:])
@@ -221,17 +216,17 @@ def nuts_reference(
             "grid_method": grid_method,
         },
     )
-    _warn_diagnostics(idata, names)
+    _warn_diagnostics(idata, names, tuple(template))
     return idata
 
 
 @partial(jax.jit, static_argnames="static")
-def _sample_grid(keys, hyper_points, template, dyn_leaves, *, static: _Static):
+def _sample_grid(keys, hyper_points, template, dynamic, *, static: _Static):
     """Warm up and sample every grid point: pure, jitted, cached on ``static``."""
     import blackjax
     import numpyro.infer.util as nutil
 
-    args, kwargs = _merge_args(dyn_leaves, static)
+    args, kwargs = eqx.combine(dynamic, static.static.tree)
     c, nw, ns = static.num_chains, static.num_warmup, static.num_samples
 
     def one_point(key, values):
@@ -275,8 +270,9 @@ def _sample_grid(keys, hyper_points, template, dyn_leaves, *, static: _Static):
             return z, stats
 
         z, stats = jax.vmap(one_chain)(jax.random.split(key, c))
-        posterior = nutil.constrain_fn(static.model, args, kw, z, batch_ndims=2)
-        log_lik = nutil.log_likelihood(static.model, posterior, *args, parallel=True, batch_ndims=2, **kw)
+        posterior = nutil.constrain_fn(static.model, args, kw, z, return_deterministic=True, batch_ndims=2)
+        latent = {k: posterior[k] for k in z}
+        log_lik = nutil.log_likelihood(static.model, latent, *args, parallel=True, batch_ndims=2, **kw)
         return posterior, log_lik, stats
 
     if static.grid_method == "vmap":
@@ -328,73 +324,23 @@ def _check_hyper(model, hyper, model_kwargs) -> dict[str, np.ndarray]:
     return grids
 
 
-def _is_array(x) -> bool:
-    return isinstance(x, (np.ndarray, np.generic, jax.Array))
-
-
-def _split_args(model_args, model_kwargs):
-    """Arrays become traced arguments; Python scalars, strings and None stay static."""
-    leaves, treedef = jax.tree.flatten((model_args, model_kwargs), is_leaf=lambda x: x is None)
-    paths = [
-        jax.tree_util.keystr(p)
-        for p, _ in jax.tree_util.tree_flatten_with_path((model_args, model_kwargs), is_leaf=lambda x: x is None)[0]
-    ]
-    dyn, static = [], []
-    for i, (leaf, path) in enumerate(zip(leaves, paths, strict=True)):
-        where = _describe(path)
-        if not _is_array(leaf) and not isinstance(leaf, (bool, int, float, complex, str)) and leaf is not None:
-            try:
-                leaf = np.asarray(leaf)
-            except Exception:  # noqa: BLE001
-                leaf = None
-            if leaf is None or leaf.dtype == object:
-                raise TypeError(
-                    f"{where} is neither an array nor a Python scalar; convert it with "
-                    "np.asarray or bind it into the model with functools.partial."
-                )
-        if _is_array(leaf):
-            arr = np.asarray(leaf)
-            if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
-                bad = int(np.sum(~np.isfinite(arr)))
-                raise ValueError(
-                    f"{where} has {bad} non-finite value(s) (NaN or inf); drop or impute them before sampling."
-                )
-            dyn.append(leaf)
-        else:
-            if isinstance(leaf, float) and not math.isfinite(leaf):
-                raise ValueError(f"{where} is {leaf}; pass a finite value.")
-            static.append((i, leaf))
-    return dyn, tuple(static), treedef
-
-
-def _describe(path: str) -> str:
-    """'[0][1]' -> 'model_args[1]', "[1]['x']" -> "model_kwargs['x']"."""
-    return {"[0]": "model_args", "[1]": "model_kwargs"}[path[:3]] + path[3:]
-
-
-def _merge_args(dyn_leaves, static: _Static):
-    n = static.treedef.num_leaves
-    leaves, it = [None] * n, iter(dyn_leaves)
-    fixed = dict(static.static_leaves)
-    for i in range(n):
-        leaves[i] = fixed[i] if i in fixed else next(it)
-    return static.treedef.unflatten(leaves)
-
-
 def _worst(ds, names, reduce, fill) -> np.ndarray:
     """Reduce every variable of ``ds`` over its non-hyper dims, then across variables."""
     per_var = [getattr(ds[v].fillna(fill), reduce)([d for d in ds[v].dims if d not in names]) for v in ds.data_vars]
     return getattr(np, reduce)(np.stack([np.asarray(a) for a in per_var]), 0).ravel()
 
 
-def _warn_diagnostics(idata, names) -> None:
-    """Warn naming the grid points with R-hat > 1.01, bulk ESS < 400 or divergences.
+def _warn_diagnostics(idata, names, sites=None) -> None:
+    """Warn naming the grid points with R-hat > 1.01, bulk ESS < 400 or divergences of the
+    latent ``sites`` (default: every posterior variable).
 
     NaN R-hat/ESS (constant draws: a stuck chain) count as failures.
     """
     import arviz as az
 
     post = idata.posterior
+    if sites is not None:
+        post = post.drop_vars([v for v in post.data_vars if v not in sites])
     with warnings.catch_warnings():  # constant draws make ArviZ warn; they show as NaN
         warnings.simplefilter("ignore")
         rhat = _worst(az.rhat(post), names, "max", np.inf)
@@ -421,67 +367,3 @@ def _warn_diagnostics(idata, names) -> None:
             ReferenceDiagnosticsWarning,
             stacklevel=3,
         )
-
-
-def _benchmark(grid_method: str, problem: str = "synthetic") -> list[float]:  # pragma: no cover
-    """Time calls on a logistic regression: the first compiles, the next ones re-run.
-
-    ``synthetic``: n=200, p=10, x ~ N(0, I), β = linspace(-1, 1); ``breast_cancer``:
-    sklearn's data set, standardised (n=569, p=30, strongly correlated, near-separable).
-    """
-    import time
-
-    import numpyro
-    import numpyro.distributions as dist
-
-    def model(x, y, lam=1.0):
-        b = numpyro.sample("b", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)).expand([x.shape[1]]))
-        with numpyro.plate("data", x.shape[0]):
-            numpyro.sample("y", dist.Bernoulli(logits=x @ b), obs=y)
-
-    if problem == "breast_cancer":
-        from sklearn.datasets import load_breast_cancer
-
-        x, y = load_breast_cancer(return_X_y=True)
-        x = (x - x.mean(0)) / x.std(0)
-        y = y.astype(float)
-    else:
-        rng = np.random.default_rng(0)
-        x = rng.normal(size=(200, 10))
-        y = (rng.uniform(size=200) < 1 / (1 + np.exp(-x @ np.linspace(-1, 1, 10)))) * 1.0
-    times = []
-    for seed in range(3):  # a new key and a new grid of the same length each call
-        grid = np.logspace(-2, 2, 8) * 1.1**seed
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ReferenceDiagnosticsWarning)
-            nuts_reference(
-                jax.random.key(seed),
-                model,
-                x,
-                y,
-                hyper={"lam": grid},
-                num_chains=4,
-                num_warmup=1000,
-                num_samples=1000,
-                progress_bar=False,
-                grid_method=grid_method,
-            )
-        times.append(time.perf_counter() - start)
-    return times
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # JAX_ENABLE_X64=1 python -m wbbgen.reference [synthetic|breast_cancer]
-    # (each grid_method in a fresh process)
-    import subprocess
-    import sys
-
-    if len(sys.argv) > 2:
-        t = _benchmark(sys.argv[2], sys.argv[1])
-        print(f"{sys.argv[2]:<6} {t[0]:8.1f} s   " + "  ".join(f"{s:6.2f}" for s in t[1:]))
-    else:
-        problem = sys.argv[1] if len(sys.argv) > 1 else "synthetic"
-        print(f"{problem}: grid_method  first call   next calls (s)")
-        for method in _GRID_METHODS:
-            subprocess.run([sys.executable, "-m", "wbbgen.reference", problem, method], check=True)

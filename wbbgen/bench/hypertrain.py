@@ -2,7 +2,7 @@ r"""Digits softmax regression with many decays: local hyper-training vs random s
 
 Usage::
 
-    python benchmarks/hypertrain.py --out DIR [--smoke] [--budget SECONDS]
+    wbbgen bench hypertrain --out DIR [--smoke] [--budget SECONDS]
 
 Data: :func:`wbbgen.datasets.digits` (1257 training rows, 540 test rows); 30 % of the
 training rows (stratified, seed 0) are the validation set. Model:
@@ -28,17 +28,23 @@ random search. Outputs: ``hypertrain.json`` (the traces), ``hypertrain.md`` (fin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from wbbgen import models
+from wbbgen.baselines import Budget, get_task, run_method
+from wbbgen.datasets import digits
+from wbbgen.hypertrain import local_hypertrain
+
+__all__ = ["run_local", "run_random", "main"]
+
 
 def _split():
     from sklearn.model_selection import train_test_split
-
-    from wbbgen.datasets import digits
 
     s = digits()
     Xtr, Xva, ytr, yva = train_test_split(s.X_train, s.y_train, test_size=0.3, random_state=0, stratify=s.y_train)
@@ -46,9 +52,6 @@ def _split():
 
 
 def run_local(data, shape, budget, *, hyper_prior_scale=None, seed=0, smoke=False):
-    from wbbgen import models
-    from wbbgen.hypertrain import local_hypertrain
-
     Xtr, ytr, Xva, yva, Xte, yte = data
     res = local_hypertrain(
         jax.random.key(seed),
@@ -70,20 +73,16 @@ def run_local(data, shape, budget, *, hyper_prior_scale=None, seed=0, smoke=Fals
 
 
 def _accuracy_local(res, X, y):
-    from wbbgen.models import softmax_logits
-
     draws = res.samples(jax.random.key(99), 64)
-    probs = jax.nn.softmax(jax.vmap(lambda W, b: softmax_logits({"W": W, "b": b}, X))(draws["W"], draws["b"]), -1)
+    probs = jax.nn.softmax(
+        jax.vmap(lambda W, b: models.softmax_logits({"W": W, "b": b}, X))(draws["W"], draws["b"]), -1
+    )
     return float(np.mean(np.argmax(np.asarray(probs).mean(0), -1) == y))
 
 
 def run_random(data, shape, budget, *, seed=0, smoke=False):
     """The harness's ``random`` tuner (:mod:`wbbgen.baselines.search`: warm-started MAP refits)
     on the ``digits-softmax`` task with this benchmark's split and box."""
-    import dataclasses
-
-    from wbbgen.baselines import Budget, get_task, run_method
-
     if shape != (10,):
         raise ValueError("the harness's digits-softmax task has one decay per class: shape (10,)")
     Xtr, ytr, Xva, yva, Xte, yte = data
@@ -114,9 +113,9 @@ def run_random(data, shape, budget, *, seed=0, smoke=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--smoke", action="store_true")
+    parser = argparse.ArgumentParser(prog="wbbgen bench hypertrain", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="folder for hypertrain.json, hypertrain.md and the plot")
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets: checks the pipeline")
     parser.add_argument("--budget", type=float, default=None, help="seconds per run (default 120; smoke 5)")
     args = parser.parse_args(argv)
     budget = args.budget or (5.0 if args.smoke else 120.0)
@@ -178,7 +177,3 @@ def _plot(results, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,29 +1,26 @@
-r"""The tuning issue's reference cases (RESEARCH.md §5), measured.
+r"""Reference cases for tuning: wbbgen's choice of λ against exact grids (``wbbgen bench tuning-reference``).
 
 Usage::
 
-    python benchmarks/tuning_reference.py --out DIR [--smoke]
+    wbbgen bench tuning-reference --out DIR [--smoke] [--case diabetes|digits|all]
 
 * **Diabetes ridge, degree-2 features** (p = 65, 342 training rows): exact 10-fold CV
   (closed-form ridge refits, folds shuffled with seed 0, penalty α‖β‖² on the squared error,
   which is :func:`wbbgen.models.ridge` with σ = 1 and λ = α) over a quarter-decade grid
-  10⁰…10⁴ gives λ*; (the degree-2 features hold an exactly collinear pair -- sex² is affine
-  in sex -- so XᵀX has condition number 1.5·10¹³ and below λ ≈ 1 float32 Newton solves do not
-  converge: the training range starts at λ = 1, well below λ* = 100); wbbgen's CV through
-  the generator (:func:`wbbgen.tuning.kfold_cv`, weight deletion, mean held-out log density
-  over the draws) picks λ̂. Goal: |log₁₀ λ̂ − log₁₀ λ*| ≤ 0.25 (one grid step).
+  10⁰…10⁴ gives λ*; wbbgen's CV through the generator (:func:`wbbgen.tuning.kfold_cv`, weight
+  deletion, mean held-out log density over the draws) picks λ̂. The training range starts at
+  λ = 1: the degree-2 features hold an exactly collinear pair (sex² is affine in sex), so
+  below λ ≈ 1 float32 Newton solves do not converge. Goal: |log₁₀ λ̂ − log₁₀ λ*| ≤ 0.25 (one
+  grid step).
 * **Digits softmax regression** (650 parameters, 1257 training rows): the exact grid is
   scikit-learn's multinomial ``LogisticRegression(C)`` for λ = 1/C on a half-decade grid
   10⁻²…10⁴, fitted on all training rows (its best *test* accuracy is an oracle the tuners
   cannot see). wbbgen trains a generator over λ ∈ [10⁻², 10⁴] on 943 of the training rows and
-  chooses λ by the held-out log density of the other 314 (mean over 200 WBB draws; the comparison
-  harness's split); the goal is the exact grid's test accuracy at that λ within 0.5 pp of the
-  oracle -- the tuning is judged, on the same yardstick as the grid. Reported beside it: the
-  generator's own posterior-predictive test accuracy per λ, PSIS-LOO's and 10-fold CV's choices
-  through the generator, and CV by exact WBB solves (8 draws, 6 λ) on the same folds. CV through
-  the generator is *not* the route here: on 2026-11-22 it scored the deleted rows at small λ
-  as if they had been fitted (−0.02 per row at λ = 0.01 against −2.75 by exact solves at
-  λ = 0.03) even with ``cv_folds=10``, and picked λ = 0.01.
+  chooses λ by the held-out log density of the other 314 (mean over 200 WBB draws; the
+  comparison harness's split). Goal: the exact grid's test accuracy at that λ within 0.5 pp of
+  the oracle. Reported beside it: the generator's own posterior-predictive test accuracy per
+  λ, the choices of PSIS-LOO and of 10-fold CV through the generator, and CV by exact WBB
+  solves (:func:`wbbgen.tuning.exact_kfold_cv`, 8 draws, 6 λ) on the same folds.
 
 Writes ``tuning_reference.json`` and ``tuning_reference.md`` to ``--out``.
 """
@@ -39,6 +36,14 @@ from pathlib import Path
 import jax
 import numpy as np
 import numpyro.distributions as dist
+
+from wbbgen import AmortizedWBB, heldout_log_density, models
+from wbbgen.baselines.tasks import carve_validation
+from wbbgen.datasets import diabetes, digits
+from wbbgen.tuning import exact_kfold_cv, kfold_cv, psis_loo
+from wbbgen.weights import CV_FOLD_SEED
+
+__all__ = ["exact_ridge_cv", "diabetes_case", "digits_case", "markdown_table", "main"]
 
 #: Draws per λ and fold of the exact-WBB CV reference on digits (10 folds × 6 λ: about a minute).
 EXACT_CV_DRAWS = 8
@@ -59,10 +64,6 @@ def exact_ridge_cv(X, y, grid, num_folds=10, seed=0):
 
 
 def diabetes_case(smoke: bool):
-    from wbbgen import AmortizedWBB, models
-    from wbbgen.datasets import diabetes
-    from wbbgen.tuning import kfold_cv
-
     s = diabetes(degree=2)
     grid = np.logspace(0, 4, 17)
     mse = exact_ridge_cv(s.X_train, s.y_train, grid)
@@ -99,12 +100,6 @@ def _choice(grid, curve) -> float:
 
 def digits_case(smoke: bool):
     from sklearn.linear_model import LogisticRegression
-
-    from wbbgen import AmortizedWBB, heldout_log_density, models
-    from wbbgen.baselines.tasks import carve_validation
-    from wbbgen.datasets import digits
-    from wbbgen.tuning import exact_kfold_cv, kfold_cv, psis_loo
-    from wbbgen.weights import CV_FOLD_SEED
 
     s = digits()
     Xtr, ytr, Xva, yva = carve_validation(s.X_train, s.y_train)  # the harness's split: 943 / 314
@@ -191,9 +186,9 @@ def digits_case(smoke: bool):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--smoke", action="store_true")
+    parser = argparse.ArgumentParser(prog="wbbgen bench tuning-reference", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="folder for tuning_reference.json and tuning_reference.md")
+    parser.add_argument("--smoke", action="store_true", help="200 training steps, no exact CV: checks the pipeline")
     parser.add_argument("--case", choices=["diabetes", "digits", "all"], default="all")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -229,7 +224,3 @@ def markdown_table(results) -> str:
             f"{r['met']} | {r['train_s']:.0f} |"
         )
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    main()

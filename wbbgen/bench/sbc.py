@@ -1,7 +1,7 @@
 r"""Simulation-based calibration (SBC; Talts et al. 2018) of exact WBB on a conjugate ridge.
 
-Model (σ = 1 known): β ~ N(0, I_p/λ), y | β ~ N(Xβ, I_n), with a fixed design X (n = 50,
-p = 2, rows N(0, [[1, ρ], [ρ, 1]]), ρ = 0.5). For each of R replicates: draw β from the prior,
+Model (σ = 1 known): β ~ N(0, I_p/λ), y | β ~ N(Xβ, I_n), with a fixed design X (n = 200
+by default, p = 2, rows N(0, [[1, ρ], [ρ, 1]]), ρ = 0.5). For each of R replicates: draw β from the prior,
 y from the model, L WBB draws β⁽¹⁾…β⁽ᴸ⁾ given y, and the rank of each true βⱼ among them,
 #{l: βⱼ⁽ˡ⁾ < βⱼ} ∈ {0, …, L}. If the draws were the posterior, ranks would be uniform on
 {0, …, L}, whatever λ. Ranks are pooled into B bins of equal width and tested with Pearson's
@@ -14,17 +14,14 @@ mean, β̂ − m = A_w⁻¹[Xᵀ(W − I)r + λβ₀], r = y − Xm (exactly, wi
 covariance to first order is A⁻¹(Σᵢ rᵢ²xᵢxᵢᵀ + λI)A⁻¹, and under the prior predictive (what
 SBC averages over) E[r rᵀ] = I − H, H = XA⁻¹Xᵀ, so E[Σᵢ rᵢ²xᵢxᵢᵀ] = XᵀX − Σᵢ hᵢᵢxᵢxᵢᵀ: the WBB
 covariance is the posterior covariance A⁻¹ up to (i) the leverage term, of relative size
-≤ tr(H)/n ≤ p/n = 4 %, and (ii) the randomness of A_w, a second-order term of the same order
+≤ tr(H)/n ≤ p/n (1 % at n = 200), and (ii) the randomness of A_w, a second-order term of the same order
 with the opposite sign. No such cancellation holds for ``random`` (w₀ ~ Exp(1) adds
 Var(w₀)·λ²A⁻¹mmᵀA⁻¹-type terms and the prior's variance is mis-scaled: sd too large once λ
 matters) or ``fixed`` (the λI in the middle is missing: sd √(n/(n + λ))-ish too small).
 
-**What the test can see.** A uniform-rank deviation from an sd ratio s changes the bin
-probabilities by O(|1 − s|); the chi-square non-centrality is R·B·Σ_b(p_b − 1/B)². Measured with
-this module (``python benchmarks/sbc.py --power``, R = 20 000, L = 99, float64): anchored WBB
-has chi-square / dof within Monte Carlo noise of 1 at every λ below, i.e. its non-uniformity is
-below what R = 20 000 resolves, far below what the test's R = 1000 resolves; ``fixed`` and
-``random`` at λ = 1000 give chi-square in the thousands (sd ratios ≈ 0.2 and ≈ 1.4).
+**What the test can see.** A rank distribution from an sd ratio s changes the bin
+probabilities by O(|1 − s|); the chi-square's non-centrality is R·B·Σ_b(p_b − 1/B)², so the
+test resolves smaller deviations with more replicates (``--power``: R = 20 000).
 
 The WBB draws use the same pure functions as :func:`wbbgen.exact_wbb` (``problem.draws`` for
 weights and anchors, ``exact.solve_batch`` for the damped-Newton solves, tol 1e-6 posterior sd),
@@ -35,10 +32,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from pathlib import Path
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from wbbgen.exact import solve_batch
+from wbbgen.problem import draws, make_problem
+
+__all__ = ["SBCResult", "sbc_model", "design", "chi_square", "run_sbc", "to_json", "plot_ranks", "main", "LAMBDAS"]
 
 #: λ values of the study: data-dominated, balanced (prior weight λ/(n + λ) = 0.2 at n = 200),
 #: prior-dominated.
@@ -105,12 +109,6 @@ def run_sbc(
 ):
     """Ranks of prior draws of β among ``num_draws`` exact WBB draws, ``num_replicates``
     times per λ. Returns an :class:`SBCResult`. ``num_bins`` must divide ``num_draws + 1``."""
-    import jax
-    import jax.numpy as jnp
-
-    from wbbgen.exact import solve_batch
-    from wbbgen.problem import draws, make_problem
-
     if dtype is None:
         dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
     if (num_draws + 1) % num_bins:
@@ -214,33 +212,27 @@ def plot_ranks(res: SBCResult, path=None, ax=None):
     return ax
 
 
-def _main(argv=None):
-    parser = argparse.ArgumentParser(description="SBC of exact WBB on a conjugate ridge")
-    parser.add_argument("--replicates", type=int, default=1000)
-    parser.add_argument("--draws", type=int, default=99)
-    parser.add_argument("--power", action="store_true", help="R = 20 000 (the docstring's numbers)")
-    parser.add_argument("--schemes", nargs="+", default=["anchored"])
-    parser.add_argument("--num-obs", type=int, default=N_OBS)
-    parser.add_argument("--out", default=None)
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(prog="wbbgen bench sbc", description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=1000, help="replicates per λ (default 1000)")
+    parser.add_argument("--draws", type=int, default=99, help="WBB draws per replicate (default 99)")
+    parser.add_argument("--power", action="store_true", help="20 000 replicates per λ")
+    parser.add_argument("--schemes", nargs="+", default=["anchored"], choices=["anchored", "fixed", "random"])
+    parser.add_argument("--num-obs", type=int, default=N_OBS, help=f"rows of the design (default {N_OBS})")
+    parser.add_argument("--out", type=Path, help="folder for sbc.json and sbc_ranks_<scheme>.png")
     args = parser.parse_args(argv)
-    import jax
-
     jax.config.update("jax_enable_x64", True)
-    schemes = args.schemes
     R = 20_000 if args.power else args.replicates
     out = {}
-    for scheme in schemes:
+    for scheme in args.schemes:
         res = run_sbc(num_replicates=R, num_draws=args.draws, scheme=scheme, num_obs=args.num_obs)
         out[scheme] = to_json(res)
         for r in out[scheme]["results"]:
-            ratio = r["chi2"] / r["dof"]
             where = f"{scheme:>9} λ={r['lam']:>7g} coord {r['coordinate']}"
-            print(f"{where}: chi2/dof = {ratio:7.2f}  p = {r['p_value']:.3g}")
+            print(f"{where}: chi2/dof = {r['chi2'] / r['dof']:7.2f}  p = {r['p_value']:.3g}")
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            plot_ranks(res, args.out / f"sbc_ranks_{scheme}.png")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(out, f, indent=1)
+        (args.out / "sbc.json").write_text(json.dumps(out, indent=1))
     return out
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])

@@ -1,5 +1,5 @@
-"""Helpers shared by the performance scripts (benchmarks/perf_*.py): device description,
-timing with compilation apart, peak memory of a child process."""
+"""What every benchmark shares: the device description, timings with the device work finished,
+the load average, and the peak memory of a child process."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import re
 import resource
 import statistics
 import subprocess
-import sys
 import time
 
 import jax
 
+__all__ = ["device", "on_gpu", "block", "timed", "warm_median", "load", "run_child"]
+
 
 def device() -> str:
+    """The first JAX device, the CPU count and the processor, in words."""
     d = jax.devices()[0]
     kind = getattr(d, "device_kind", d.platform)
     return f"{d.platform.upper()} ({kind}), {os.cpu_count()} cores, {platform.processor() or platform.machine()}"
@@ -27,44 +29,51 @@ def on_gpu() -> bool:
 
 
 def block(out):
+    """Wait for the JAX arrays in ``out`` (a pytree, or a dict such as WBBSamples) and return it."""
     leaves = jax.tree_util.tree_leaves(dict(out) if isinstance(out, dict) else out)
     jax.block_until_ready([x for x in leaves if isinstance(x, jax.Array)])
     return out
 
 
 def timed(fn, *args, **kwargs):
-    """``(result, seconds)`` with the device work finished."""
+    """``(fn(*args, **kwargs), seconds)``, the device work included.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from wbbgen.bench.harness import timed
+        >>> out, seconds = timed(jnp.add, jnp.ones(3), 1.0)
+        >>> out.tolist(), seconds > 0
+        ([2.0, 2.0, 2.0], True)
+    """
     t0 = time.perf_counter()
     out = block(fn(*args, **kwargs))
     return out, time.perf_counter() - t0
 
 
 def warm_median(fn, reps: int = 5) -> tuple[float, float]:
-    """``(first call seconds, median of reps warm calls)``: the first includes compilation."""
+    """``(seconds of the first call, median seconds of reps warm calls)``: the first compiles."""
     _, first = timed(fn)
     return first, statistics.median(timed(fn)[1] for _ in range(reps))
 
 
 def load() -> float:
-    """The 1-minute load average (contention inflates CPU timings)."""
+    """The 1-minute load average (contention inflates CPU timings); NaN where unknown."""
     try:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
 
 
-def run_child(script: str, args: list[str], timeout: float) -> dict:
-    """Run ``python script args`` under ``/usr/bin/time -v`` and return its last JSON line
-    with ``peak_rss_gb`` (maximum resident set size) added; without /usr/bin/time, the
-    peak RSS of children from ``getrusage``."""
-    cmd = [sys.executable, script, *args]
+def run_child(cmd: list[str], timeout: float) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time -v`` and return the last JSON line it prints, with
+    ``peak_rss_gb`` (its maximum resident set size) and ``memory_tool`` added. Without
+    /usr/bin/time, the peak RSS of this process's children from ``getrusage``."""
     timer = "/usr/bin/time"
     use_time = os.path.exists(timer)
     proc = subprocess.run(([timer, "-v"] if use_time else []) + cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"{script} failed:\n{proc.stderr[-4000:]}")
-    line = [x for x in proc.stdout.splitlines() if x.startswith("{")][-1]
-    out = json.loads(line)
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed:\n{proc.stderr[-4000:]}")
+    out = json.loads([x for x in proc.stdout.splitlines() if x.startswith("{")][-1])
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr) if use_time else None
     if match:
         out["peak_rss_gb"] = int(match.group(1)) / 2**20

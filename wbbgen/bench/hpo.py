@@ -1,4 +1,4 @@
-r"""The tuning comparison (issue 5): every tuner on every task, side by side.
+r"""The tuning comparison: every tuner on every task, side by side (``wbbgen bench hpo``).
 
 Usage::
 
@@ -33,6 +33,13 @@ import json
 import time
 from pathlib import Path
 
+from wbbgen._checks import jsonable
+from wbbgen.baselines import METHODS, TASKS, compare, get_task, markdown_table, parse_budget, plot_traces, summarize
+from wbbgen.baselines.harness import resolve_methods
+from wbbgen.baselines.tasks import EXTRA_TASKS
+
+__all__ = ["FULL_BUDGET", "SMOKE_BUDGET", "parse_args", "run", "main"]
+
 #: Default budgets (full inner fits per run) at full size; digits-softmax has 10 hyperparameters.
 FULL_BUDGET = {
     "ridge-diabetes": "30",
@@ -46,13 +53,18 @@ SMOKE_BUDGET = "6"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", nargs="+", default=["all"], help="task identifiers or 'all'")
-    parser.add_argument("--methods", nargs="+", default=["all"], help="method identifiers or 'all'")
+    parser = argparse.ArgumentParser(prog="wbbgen bench hpo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--task",
+        nargs="+",
+        default=["all"],
+        help=f"{' '.join(TASKS)}, all (those, the default), {' '.join(EXTRA_TASKS)}",
+    )
+    parser.add_argument("--methods", nargs="+", default=["all"], help=f"{' '.join(METHODS)}, or all (default)")
     parser.add_argument("--budget", default=None, help="N fits, Ns seconds, or N,Ms (default: per task)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 3; 1 with --smoke)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", required=True, help="folder for hpo-<task>.json, hpo.md and the plots")
+    parser.add_argument("--smoke", action="store_true", help="one seed, 6 fits, tiny settings: checks the pipeline")
     return parser.parse_args(argv)
 
 
@@ -60,9 +72,6 @@ def run(args) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    from wbbgen.baselines import TASKS, compare, get_task, markdown_table, parse_budget, plot_traces, summarize
-    from wbbgen.baselines.harness import _jsonable, resolve_methods
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = list(TASKS) if args.task == ["all"] or "all" in args.task else list(args.task)
@@ -78,7 +87,7 @@ def run(args) -> dict:
         runs = compare(task, methods, budget, seeds, cold=not args.smoke)
         elapsed = time.perf_counter() - t0
         summary = summarize(runs)
-        record = {method: {"summary": summary[method], "runs": _jsonable(runs[method])} for method in runs}
+        record = {method: {"summary": summary[method], "runs": jsonable(runs[method])} for method in runs}
         meta = {
             "task": name,
             "description": task.description,
@@ -88,7 +97,9 @@ def run(args) -> dict:
             "total_wall_time_s": elapsed,
             "settings": task.settings,
         }
-        (out / f"hpo-{name}.json").write_text(json.dumps({**record, "_meta": meta}, indent=1, allow_nan=True))
+        (out / f"hpo-{name}.json").write_text(
+            json.dumps({**record, "_meta": meta}, indent=1, allow_nan=True, default=repr)
+        )
         plot_traces(runs, out / f"hpo-{name}.png", task)
         tables.append(markdown_table(summary, task, budget, seeds) + f"\n\nTotal for this task: {elapsed:.0f} s.\n")
         everything[name] = summary
@@ -115,7 +126,3 @@ def run(args) -> dict:
 
 def main(argv=None):
     return run(parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,19 +1,19 @@
-r"""P1 -- the λ path against MCMC: breast-cancer logistic, 50 λ × 1000 draws.
+r"""P1 -- the λ path against MCMC: L2 logistic regression on breast cancer, K λ × S draws.
 
-AmortizedWBB end to end (pilot, training with its compilation, fidelity check, evaluation of
-the grid) against :func:`wbbgen.nuts_reference` over the same grid (4 chains × (1000 warm-up
-+ 250) = 1000 draws per λ) and :func:`wbbgen.exact_wbb`, measured side by side in one run.
-Goal: ≥ 30× faster than NUTS on 2 CPU cores (≥ 100× on a GPU). Also reported: the run's cost
-model (:mod:`wbbgen.cost`) prediction against the measured exact and amortised times.
+Measured side by side in one process, on the same grid of K λ (log-spaced over [1e-2, 1e3]):
 
-Usage: ``python benchmarks/perf_p1.py [--smoke]`` (prints JSON); ``perf.py`` runs it with
-the others and reuses the trained generator for P3 and P6.
+* :class:`wbbgen.AmortizedWBB` end to end: pilot, training (its compilation reported apart),
+  fidelity check and the first evaluation of the grid (``get_samples``, S draws per λ);
+* :func:`wbbgen.nuts_reference` over the grid (``chains × (warm-up + draws)`` per λ);
+* :func:`wbbgen.exact_wbb` over the grid (S draws per λ).
+
+The figure is NUTS time / AmortizedWBB time. Also reported: the run's cost model
+(:mod:`wbbgen.cost`) prediction against the measured exact and amortised times. The trained
+generator is left in ``shared["logistic"]`` for P3 and P6.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 import warnings
 
@@ -21,41 +21,45 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from _perf_common import device, load, on_gpu, timed
 
+from wbbgen import AmortizedWBB, exact_wbb, nuts_reference
+from wbbgen.bench.harness import device, load, on_gpu, timed
+from wbbgen.datasets import breast_cancer
+from wbbgen.models import logistic
+
+__all__ = ["run", "breast_cancer_data", "LOW", "HIGH", "GOAL_CPU", "GOAL_GPU"]
+
+LOW, HIGH = 1e-2, 1e3
 GOAL_CPU, GOAL_GPU = 30.0, 100.0
 
 
-def run(smoke: bool = False, num_steps: int | None = None):
-    """Returns ``(P1 dict, shared)`` with ``shared`` holding the trained logistic generator."""
-    from wbbgen import AmortizedWBB, exact_wbb, nuts_reference
-    from wbbgen.datasets import breast_cancer
-    from wbbgen.demo import logistic_model
+def breast_cancer_data():
+    """``(X, y, X_test, y_test)`` of :func:`wbbgen.datasets.breast_cancer` as JAX arrays."""
+    return tuple(jnp.asarray(a) for a in breast_cancer()[:4])
 
-    data = breast_cancer()
-    X, y, Xte, yte = (jnp.asarray(a) for a in data[:4])
-    K, S = (3, 50) if smoke else (50, 1000)
-    num_steps = num_steps or (200 if smoke else 10_000)
-    grid = np.logspace(-2, 3, K)
+
+def run(shared: dict, *, num_values: int, num_samples: int, num_steps: int, nuts: tuple[int, int, int]) -> dict:
+    """P1's JSON entry; ``nuts`` is ``(chains, warm-up steps, draws)`` per λ."""
+    X, y, Xte, yte = breast_cancer_data()
+    K, S = num_values, num_samples
+    grid = np.logspace(np.log10(LOW), np.log10(HIGH), K)
     keys = jax.random.split(jax.random.key(0), 4)
     load_start = load()
 
     t0 = time.perf_counter()
-    infer = AmortizedWBB(logistic_model, hyper={"lam": dist.LogUniform(1e-2, 1e3)}, plan=(K, S))
+    infer = AmortizedWBB(logistic, hyper={"lam": dist.LogUniform(LOW, HIGH)}, plan=(K, S))
     result = infer.run(keys[0], X, y, num_steps=num_steps, progress_bar=False)
     _, t_first = timed(lambda: infer.get_samples(keys[1], result, hyper={"lam": grid}, num_samples=S)["beta"])
     t_amortized = time.perf_counter() - t0
 
+    chains, warmup, draws = nuts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, t_exact = timed(
-            exact_wbb, keys[1], logistic_model, X, y, hyper={"lam": grid}, num_samples=S, progress_bar=False
-        )
-        chains, warmup, draws = (1, 100, 50) if smoke else (4, 1000, 250)
+        _, t_exact = timed(exact_wbb, keys[1], logistic, X, y, hyper={"lam": grid}, num_samples=S, progress_bar=False)
         _, t_nuts = timed(
             nuts_reference,
             keys[2],
-            logistic_model,
+            logistic,
             X,
             y,
             hyper={"lam": grid},
@@ -64,10 +68,10 @@ def run(smoke: bool = False, num_steps: int | None = None):
             num_samples=draws,
             progress_bar=False,
         )
+    shared["logistic"] = {"infer": infer, "result": result, "grid": grid, "num_samples": S, "test": (Xte, yte)}
     goal = GOAL_GPU if on_gpu() else GOAL_CPU
-    d = result.diagnostics
-    cost = result.cost
-    p1 = {
+    d, cost = result.diagnostics, result.cost
+    return {
         "figure": t_nuts / t_amortized,
         "unit": "× faster than NUTS (end to end)",
         "goal": goal,
@@ -98,16 +102,3 @@ def run(smoke: bool = False, num_steps: int | None = None):
         "setup": f"{K} λ × {S} draws; {num_steps} training steps; NUTS {chains} chains × ({warmup} + {draws})",
         "load_average": [load_start, load()],
     }
-    shared = {"infer": infer, "result": result, "grid": grid, "num_samples": S, "test": (Xte, yte)}
-    return p1, shared
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args(argv)
-    print(json.dumps(run(args.smoke)[0], indent=2))
-
-
-if __name__ == "__main__":
-    main()
