@@ -15,7 +15,7 @@ users import (``wbbgen.AmortizedWBB``), on ``api/wbbgen.rst``. A submodule page
   and ``autodoc-process-bases`` drops the uninformative "Bases: object".
 
 **Benchmark tables.** ``wbbgen-perf`` renders ``perf.json`` (``wbbgen bench perf``) and
-``wbbgen-calibration`` renders ``calibration.json`` (``benchmarks/calibration.py``) as tables,
+``wbbgen-calibration`` renders ``calibration.json`` (``wbbgen bench calibration``) as tables,
 so the benchmarks page is never copied by hand. Both take a path relative to the page, mark it
 as a dependency (the page is rebuilt when the JSON changes), and render a note instead of
 failing when the file is missing or a target was not measured (``figure`` null or

@@ -1,4 +1,4 @@
-"""The tuning comparison harness: tasks, tuners and traces (issue 5).
+"""The tuning comparison harness: tasks, tuners and traces.
 
 A :class:`Task` holds a NumPyro model, fixed train / validation / test splits, a log-uniform
 box of hyperparameters and the shared inner model (the MAP fit) every tuner is scored with.
