@@ -1,6 +1,14 @@
-"""Test configuration: x64 so tolerances reflect the algorithms, not float32 rounding (one
-module, test_float32.py, runs in float32 on purpose); Agg plots. (Strict rank promotion is
-not set: NumPyro distributions and user models broadcast by rank, e.g. loc (p,) vs y (n, p).)."""
+"""Test configuration shared by every test module.
+
+* x64 on, so tolerances reflect the algorithms, not float32 rounding. One module,
+  ``tests/test_float32.py``, runs its tests in float32 on purpose, each inside
+  ``jax.enable_x64(False)``: the float32 pass users get on GPUs.
+* Matplotlib's Agg backend (no display needed).
+
+Strict rank promotion is not set: NumPyro distributions and user models broadcast by rank
+(e.g. loc ``(p,)`` against y ``(n, p)``). Warnings are errors (``filterwarnings`` in
+pyproject.toml lists each one ignored).
+"""
 
 import os
 

@@ -13,6 +13,7 @@ from ridge_problem import HYPER, make_data, ridge
 from wbbgen import AmortizedWBB, exact_wbb
 from wbbgen import weights as W
 from wbbgen.minibatch import check_minibatch, minibatch_loss, row_mask, sample_rows, take_rows
+from wbbgen.options import MAX_NUM_WEIGHTS, check_num_weights
 from wbbgen.problem import draws, hyper_dict, loss, make_problem
 
 N, P, B, M = 60, 3, 8, 4000
@@ -151,13 +152,15 @@ def test_minibatch_training_reaches_exact_wbb_on_ridge():
     assert np.all(shift < 0.1), shift
 
 
-def test_per_observation_weights_refused_for_very_large_n(monkeypatch):
+def test_per_observation_weights_refused_for_very_large_n():
     """Above MAX_NUM_WEIGHTS (200,000) per-observation weights would give the generator a
-    first layer of width × n parameters: the run stops before any solve and names block
-    weights (checked with the limit lowered to 50, on 100 rows)."""
-    import wbbgen.amortized
-
-    monkeypatch.setattr(wbbgen.amortized, "MAX_NUM_WEIGHTS", 50)
+    first layer of width × n parameters: the check that AmortizedWBB.run makes before any
+    solve refuses them and names block weights (its limit passed in: 50, on 100 rows)."""
     X, y = make_data()
+    assert MAX_NUM_WEIGHTS == 200_000
+    problem = make_problem(ridge, (X, y), {}, ("lam",), "exponential", "anchored")
+    check_num_weights(problem, limit=100)  # 100 weights: at the limit, accepted
     with pytest.raises(ValueError, match="weights='block'"):
-        AmortizedWBB(ridge, hyper=HYPER).run(jax.random.key(0), X, y, num_steps=10, progress_bar=False)
+        check_num_weights(problem, limit=50)
+    blocks = make_problem(ridge, (X, y), {}, ("lam",), W.block(100, 10, rng_key=jax.random.key(0)), "anchored")
+    check_num_weights(blocks, limit=50)  # 10 blocks: 10 weights per draw

@@ -18,9 +18,10 @@ affine in N, each measured during :meth:`wbbgen.AmortizedWBB.run`:
 The crossover N* = (F_a − C_e)/(c_e − c_a) is where both cost the same (infinite when an
 exact solve is not dearer than a generator draw, as for ridge). The exact cost is an upper
 estimate: the pilot's values are farther apart than a dense grid's, so its warm starts are
-worse. Planning notes put N* at 2×10⁴–2.4×10⁵ pairs for logistic regression on 2 CPU cores.
+worse. (``docs/concepts.md`` gives planning numbers.)
 
 Example:
+    >>> from wbbgen.cost import estimate_cost
     >>> est = estimate_cost(plan=(50, 1000), exact_step_s=0.05, exact_step_draws=64,
     ...                     pilot_s=2.0, pilot_values=12, train_step_s=0.004, batch_size=256,
     ...                     train_compile_s=3.0, num_steps=10_000)
@@ -63,7 +64,20 @@ def estimate_cost(
     num_steps: int,
     fidelity_s: float = 0.0,
 ) -> CostEstimate:
-    """The affine cost model of the module docstring from the measured pieces."""
+    """The affine cost model of the module docstring from the measured pieces.
+
+    Args:
+        plan: ``(K, S)``, the hyperparameter values and draws per value to be evaluated.
+        exact_step_s, exact_step_draws: seconds of one warm λ step of the pilot and its draws S_p.
+        pilot_s, pilot_values: the pilot's seconds and its number of λ values P.
+        train_step_s, batch_size: seconds per training step and draws per step B.
+        train_compile_s: compilation of the training chunk, seconds.
+        num_steps: training steps of the run.
+        fidelity_s: the closing fidelity check, seconds.
+
+    Returns:
+        A :class:`CostEstimate`.
+    """
     K, S = int(plan[0]), int(plan[1])
     pairs = K * S
     c_e = exact_step_s / exact_step_draws
@@ -87,7 +101,16 @@ def estimate_cost(
 
 
 def format_cost(est: CostEstimate) -> str:
-    """One line for the log: both predictions, the cheaper route and the crossover."""
+    """One line for the log: both predictions, the cheaper route and the crossover.
+
+    Example:
+        >>> from wbbgen.cost import estimate_cost, format_cost
+        >>> est = estimate_cost(plan=(10, 100), exact_step_s=0.01, exact_step_draws=10, pilot_s=1.0,
+        ...                     pilot_values=10, train_step_s=0.003, batch_size=100, train_compile_s=2.0,
+        ...                     num_steps=1000)
+        >>> format_cost(est).startswith("cost model for 10 values × 100 draws (1000 pairs)")
+        True
+    """
     K, S = est.plan
     cross = "never" if math.isinf(est.crossover_pairs) else f"{est.crossover_pairs:.3g}"
     return (

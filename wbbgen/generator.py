@@ -1,7 +1,7 @@
 r"""Generators g_φ(v, z_λ, ξ) → θ: equinox modules mapping weights and hyperparameters to draws.
 
-Inputs arrive in separate first-layer blocks, each at O(1) scale (RESEARCH.md §3: this and
-the centring of the weights were what made the generator accurate):
+Inputs arrive in separate first-layer blocks, each at O(1) scale (separate blocks and
+centred weights are what make the generator accurate):
 
 * ``v - 1``: the centred weights (per observation, or per block for block weights);
 * ``z``: the encoded hyperparameters (log scale for positive ones, in [−1, 1] over the
@@ -17,11 +17,17 @@ scale whatever the parameters' units and however the spread changes with λ.
   θ ≈ θ(1, λ, ξ) + diag(γ(λ)) B (v − 1), with θ(1, λ, ξ) and γ(λ) small MLPs: far fewer
   parameters per observation, exact for weighted least squares at fixed λ up to γ.
 
+Shapes: one draw maps ``v (n,)``, ``z (m,)``, ``ξ (k,)`` to ``θ (d,)``; batches go through
+``jax.vmap``.
+
 Example:
-    >>> gen = MLPGenerator(num_weights=400, num_hyper=1, noise_dim=31, num_params=31,
-    ...                    width=256, depth=2, key=jax.random.key(0))
-    >>> gen(jnp.ones(400), jnp.zeros(1), jnp.zeros(31)).shape
-    (31,)
+    >>> import jax, jax.numpy as jnp
+    >>> from wbbgen.generator import MLPGenerator
+    >>> gen = MLPGenerator(num_weights=40, num_hyper=1, noise_dim=3, num_params=3, width=16, key=jax.random.key(0))
+    >>> gen(jnp.ones(40), jnp.zeros(1), jnp.zeros(3)).shape
+    (3,)
+    >>> jax.jit(jax.vmap(gen))(jnp.ones((8, 40)), jnp.zeros((8, 1)), jnp.zeros((8, 3))).shape
+    (8, 3)
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["OutputScale", "MLPGenerator", "LinearGenerator", "make_generator", "make_generator_compiled"]
+__all__ = ["OutputScale", "MLPGenerator", "LinearGenerator", "GENERATORS", "make_generator", "make_generator_compiled"]
 
 
 class OutputScale(eqx.Module):
@@ -44,7 +50,21 @@ class OutputScale(eqx.Module):
     does not pass the pilot's sampling noise on as kinks); z₀ is clamped to [−1, 1], so the
     scale is held at its end values outside the training support. Along any other
     hyperparameters c and log s are linear. Keeping f at O(1) everywhere is what lets one
-    network serve the whole range."""
+    network serve the whole range.
+
+    Args:
+        c_coef: ``(degree + 1, d)`` polynomial coefficients of c in z₀ (constant term first).
+        a_coef: ``(degree + 1, d)`` polynomial coefficients of log s in z₀.
+        C: ``(d, m − 1)`` linear coefficients of c in the other hyperparameters.
+        A: ``(d, m − 1)`` linear coefficients of log s in them.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from wbbgen.generator import OutputScale
+        >>> scale = OutputScale(jnp.array([[1.0], [2.0]]), jnp.zeros((2, 1)), jnp.zeros((1, 0)), jnp.zeros((1, 0)))
+        >>> scale.location(jnp.array([0.5])), scale.spread(jnp.array([0.5]))  # c = 1 + 2 z₀, s = 1
+        (Array([2.], dtype=float64), Array([1.], dtype=float64))
+    """
 
     c_coef: jax.Array  # (degree + 1, d): c(z) = Σₖ c_coef[k] z₀ᵏ + C z₁:
     a_coef: jax.Array  # (degree + 1, d): log s(z) = Σₖ a_coef[k] z₀ᵏ + A z₁:
@@ -56,6 +76,7 @@ class OutputScale(eqx.Module):
 
     @classmethod
     def identity(cls, num_params, num_hyper, dtype=None):
+        """c = 0 and s = 1 (degree 0): θ = f."""
         dtype = dtype or jnp.result_type(float)
         zc = jnp.zeros((1, num_params), dtype)
         zm = jnp.zeros((num_params, num_hyper - 1), dtype)
@@ -70,10 +91,12 @@ class OutputScale(eqx.Module):
         return powers @ coef
 
     def location(self, z):
+        """c(z), ``(d,)`` for ``z (m,)``; no gradient to the coefficients."""
         c, C = jax.lax.stop_gradient((self.c_coef, self.C))
         return self._poly(c, z[0]) + C @ z[1:]
 
     def spread(self, z):
+        """s(z) > 0, ``(d,)`` for ``z (m,)``; no gradient to the coefficients."""
         a, A = jax.lax.stop_gradient((self.a_coef, self.A))
         return jnp.exp(self._poly(a, z[0]) + A @ z[1:])
 
@@ -120,7 +143,22 @@ class MLPGenerator(eqx.Module):
     anchored Gaussian prior, θ* = (XᵀWX + λI)⁻¹(XᵀWy + √λ ξ) = V diag(gᵢ(λ)) Vᵀ ξ + …: linear
     in ξ through a matrix whose *eigenvalues* move with λ, and to first order linear in w − 1
     the same way. A gated bilinear path of rank r = d represents that exactly; a plain MLP
-    must approximate it, and its draws come out under-dispersed (RESEARCH.md §3)."""
+    must approximate it, and its draws come out under-dispersed.
+
+    Args:
+        num_weights: n, the length of v (observations, or blocks for block weights); 0 for none.
+        num_hyper: m, the length of the encoded hyperparameters z.
+        noise_dim: k, the length of the prior noise ξ; 0 for none.
+        num_params: d, the length of θ.
+        width, depth: hidden width and number of hidden layers.
+        activation: the nonlinearity σ.
+        rank: r, the rank of the skip paths (default min(d, 128)).
+        output_scale: the :class:`OutputScale` (default :meth:`OutputScale.identity`).
+        key: PRNG key for the initial weights.
+        dtype: parameter dtype (default the default float).
+
+    A new generator returns θ = c(z): its output layer and skip maps U start at zero.
+    """
 
     w_in: eqx.nn.Linear | None
     z_in: eqx.nn.Linear
@@ -188,7 +226,12 @@ class MLPGenerator(eqx.Module):
 
 
 class LinearGenerator(eqx.Module):
-    """θ = c + s ⊙ (h(z, ξ) + γ(z) ⊙ B(v − 1)): linear in the weights (see module doc)."""
+    """θ = c(z) + s(z) ⊙ (h(z, ξ) + (1 + γ(z)) ⊙ B(v − 1)): affine in the weights.
+
+    h is an :class:`MLPGenerator` without weight inputs (its output scale supplies c and s), γ
+    an MLP of z, and B a ``(d, n)`` matrix. At v = 1 a new generator returns c(z). Arguments
+    as for :class:`MLPGenerator` (no ``rank``).
+    """
 
     base: MLPGenerator
     gain: eqx.nn.MLP
@@ -232,11 +275,20 @@ class LinearGenerator(eqx.Module):
 
 
 GENERATORS = {"mlp": MLPGenerator, "linear": LinearGenerator}
+"""The built-in generators by the name ``AmortizedWBB(generator=...)`` takes."""
 
 
 def make_generator(kind, num_weights, num_hyper, noise_dim, num_params, *, key, output_scale, **options):
-    """Build a generator by name (``"mlp"``, ``"linear"``) or from a class with the same
-    constructor signature."""
+    """Build a generator by name (a key of ``GENERATORS``: ``"mlp"``, ``"linear"``) or from a
+    class with the same constructor signature; ``options`` go to the constructor.
+
+    Example:
+        >>> import jax
+        >>> from wbbgen.generator import make_generator
+        >>> gen = make_generator("linear", 20, 1, 0, 2, key=jax.random.key(0), output_scale=None, width=8)
+        >>> type(gen).__name__
+        'LinearGenerator'
+    """
     cls = GENERATORS.get(kind, kind) if isinstance(kind, str) else kind
     if isinstance(cls, str):
         raise ValueError(f"`generator={kind!r}` is unknown; choose one of {sorted(GENERATORS)} or pass a class.")
@@ -250,10 +302,10 @@ def _make_generator_compiled(kind, sizes, key, output_scale, options):
 
 def make_generator_compiled(kind, num_weights, num_hyper, noise_dim, num_params, *, key, output_scale, **options):
     """:func:`make_generator` as one compiled program, cached across calls with the same
-    class, sizes and options: built eagerly, each layer's random draw compiles on its own
-    (for a 7,510-output generator on 2 CPU cores, 16 small compilations took 3.3 s; one
-    program 1.8 s, then nothing for the next run). Options that cannot be hashed (and so
-    cannot key the cache) fall back to the eager build."""
+    class, sizes and options. Built eagerly, each layer's random initialisation compiles on
+    its own; as one program it compiles once, and not again for the next build of the same
+    shape. Options that cannot be hashed (and so cannot key the cache) fall back to the
+    eager build."""
     items = tuple(sorted(options.items()))
     try:
         hash((kind, items))

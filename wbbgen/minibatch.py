@@ -10,7 +10,7 @@ i₁, …, i_B drawn uniformly from {1, …, n} with replacement,
     \mathbb{E}[\hat L] = L, \qquad
     \operatorname{Var}[\hat L] = \frac{1}{B}\Big(n \sum_i (w_i a_i)^2 - \big(\textstyle\sum_i w_i a_i\big)^2\Big),
 
-and likewise E[∇θ L̂] = ∇θ L, so criterion training (:mod:`wbbgen.train`) minimises the same
+and likewise E[∇θ L̂] = ∇θ L, so criterion training (:mod:`wbbgen.training`) minimises the same
 expected objective with a noisier gradient. Sampling with replacement keeps a step O(B) (no
 permutation of n rows). One set of rows is shared by every (w, λ, ξ) draw of a training step
 (one gather of B rows; the randomness of the rows is independent of the draws'); each draw's
@@ -24,9 +24,19 @@ constant: :func:`check_minibatch` evaluates the likelihood on a few rows both wa
 refuses a model where they disagree. The prior term R sees the full data (it is O(1) in n:
 parts of the model that only feed the likelihood are removed by the compiler).
 
+Use through :class:`~wbbgen.AmortizedWBB`::
+
+    infer = AmortizedWBB(model, hyper=hyper, weights="block", data_batch_size=1024)
+    result = infer.run(rng_key, X, y)          # X: (10**6, 100); each step touches 1024 rows
+
 Example:
-    >>> infer = AmortizedWBB(model, hyper=..., weights="block", data_batch_size=1024)
-    >>> result = infer.run(key, X, y)          # X: (10**6, 100); each step touches 1024 rows
+    >>> import jax, jax.numpy as jnp
+    >>> from wbbgen.minibatch import sample_rows, take_rows
+    >>> X, y, basis = jnp.ones((100, 3)), jnp.zeros(100), jnp.eye(3)
+    >>> idx = sample_rows(jax.random.key(0), 100, 8)              # (B,) rows, with replacement
+    >>> batch = take_rows((X, y, basis), (True, True, False), idx)  # per-observation arrays sliced
+    >>> [a.shape for a in batch]
+    [(8, 3), (8,), (3, 3)]
 """
 
 from __future__ import annotations

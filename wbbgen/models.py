@@ -13,7 +13,17 @@ The penalty of a Gaussian prior with precision λ is λ/2 ‖W‖²: the papers'
 ``lam = 2·exp(u)``.
 
 Example:
-    >>> infer = AmortizedWBB(wbbgen.models.logistic, hyper={"lam": dist.LogUniform(1e-2, 1e3)})
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro.infer.util import log_density
+    >>> from wbbgen.models import ridge
+    >>> X, y = jnp.ones((4, 2)), jnp.zeros(4)
+    >>> params = {"beta": jnp.zeros(2)}
+    >>> bool(jnp.isfinite(log_density(ridge, (X, y), {"lam": 2.0}, params)[0]))
+    True
+
+With wbbgen the hyperparameter gets a domain instead of a value::
+
+    AmortizedWBB(wbbgen.models.logistic, hyper={"lam": dist.LogUniform(1e-2, 1e3)})
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Plots people would rather look at than read: regularisation paths and criterion curves."""
+"""Plots people would rather look at than read: regularisation paths and criterion curves.
+
+Both draw on a matplotlib ``Axes`` (a new figure when ``ax=None``) and return it; matplotlib
+is imported only when a plot is made.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,29 @@ def plot_path(samples: WBBSamples, site: str, *, coords=None, prob: float = 0.9,
     """Bayesian regularisation path: posterior mean and central ``prob`` band of each
     coordinate of ``site`` against the (single) hyperparameter, the chosen value marked.
 
+    Args:
+        samples: :class:`~wbbgen.samples.WBBSamples` over one hyperparameter; ``samples[site]``
+            of shape ``(K, S, *site_shape)``.
+        site: the latent site to draw; its coordinates are flattened.
+        coords: which flattened coordinates (default all).
+        prob: the mass of the central band (quantiles (1 ∓ prob)/2 over the S draws).
+        selected: a hyperparameter value to mark with a dashed line.
+        ax: the axes to draw on.
+        labels: one legend label per coordinate (default ``site[j]``).
+
+    Returns:
+        The matplotlib ``Axes``.
+
     Example:
-        >>> plot_path(samples, "beta", coords=range(5), selected=1.0)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from wbbgen.plots import plot_path
+        >>> from wbbgen.samples import WBBSamples
+        >>> grid = np.array([0.1, 1.0, 10.0])
+        >>> beta = np.random.default_rng(0).normal(size=(3, 50, 2)) / np.sqrt(grid)[:, None, None]
+        >>> samples = WBBSamples({"beta": beta}, {"lam": grid}, stats={}, attrs={})
+        >>> ax = plot_path(samples, "beta", selected=1.0)
+        >>> len(ax.lines)  # two means, the selected value and the zero line
+        4
     """
     if len(samples.hyper) != 1:
         raise ValueError("plot_path draws paths over one hyperparameter; select a slice of the others first.")
@@ -53,7 +78,18 @@ def plot_curve(
     grid, values, *, name: str = "lam", ylabel: str = "criterion", prob: float = 0.9, selected=None, ax=None, label=None
 ):
     """A criterion per hyperparameter value with its spread over draws: ``values (K, S)``
-    -> mean line and central ``prob`` band; ``selected`` marked."""
+    over ``grid (K,)`` -> mean line and central ``prob`` band; ``selected`` marked; a log
+    x-axis when every grid value is positive. Returns the ``Axes``.
+
+    Example:
+        >>> import numpy as np
+        >>> from wbbgen.plots import plot_curve
+        >>> grid = np.logspace(-2, 2, 5)
+        >>> values = -np.log(grid)[:, None] ** 2 + np.random.default_rng(0).normal(size=(5, 20))
+        >>> ax = plot_curve(grid, values, ylabel="elpd", selected=1.0)
+        >>> ax.get_xscale()
+        'log'
+    """
     values = np.asarray(values)
     ax = _axes(ax)
     lo, hi = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=1)

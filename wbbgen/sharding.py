@@ -7,18 +7,28 @@ the optimiser state and the full data are replicated. The step's program is the 
 device -- ``jax.lax.with_sharding_constraint`` only tells the compiler where the batch lives --
 so the draws are identical (JAX's random numbers do not depend on the sharding) and the result
 differs from a one-device run only by the order of floating-point sums: gradients are means
-over the batch, reduced across devices in another order (relative differences of a few
-float32 ulps per step, 1e-7; training amplifies them through Adam's normalisation, so runs
-agree to ~1e-4 relative after hundreds of float32 steps and to ~1e-12 in float64).
+over the batch, reduced across devices in another order. That is a few ulps per step, which
+Adam's normalisation carries on: runs agree to about 1e-4 relative after hundreds of float32
+steps and to about 1e-12 in float64, not bit for bit.
 
 Multi-host: after ``jax.distributed.initialize()`` on every process, ``jax.devices()`` lists
 the devices of all hosts; :func:`make_mesh` with ``devices="all"`` spans them, and every
 process runs the same script on the same data (see ``docs/howto_multidevice.md``).
 
+Use through :class:`~wbbgen.AmortizedWBB`::
+
+    AmortizedWBB(model, hyper=hyper, devices="all")                   # a 1-D mesh over draws
+    mesh = jax.make_mesh((4, 2), ("draws", "data"))                   # draws × data rows
+    AmortizedWBB(model, hyper=hyper, devices=mesh, data_batch_size=4096)
+
 Example:
-    >>> infer = AmortizedWBB(model, hyper=..., devices="all")            # 1-D mesh over draws
-    >>> mesh = jax.make_mesh((4, 2), ("draws", "data"))                  # draws × data rows
-    >>> infer = AmortizedWBB(model, hyper=..., devices=mesh, data_batch_size=4096)
+    >>> from wbbgen.sharding import check_divisible, make_mesh
+    >>> make_mesh(None) is None                      # one device, no sharding
+    True
+    >>> mesh = make_mesh(1)                          # the first device, as a mesh
+    >>> mesh.axis_names, mesh.shape["draws"]
+    (('draws',), 1)
+    >>> check_divisible(mesh, batch_size=256, data_batch_size=None)  # passes: returns None
 """
 
 from __future__ import annotations
