@@ -42,7 +42,17 @@ class Choice:
     degrees of freedom switches between Cauchy-like, heavy-tailed and near-Gaussian priors.
 
     Example:
-        >>> infer = AmortizedWBB(model, hyper={"lam": dist.LogUniform(1e-2, 1e2), "df": Choice([1.0, 4.0, 1e3])})
+        >>> import jax
+        >>> from wbbgen.hyper import Choice
+        >>> df = Choice([1.0, 4.0, 1e3])
+        >>> df
+        Choice([1.0, 4.0, 1000.0])
+        >>> sorted(set(df.sample(jax.random.key(0), (50,)).tolist()))
+        [1.0, 4.0, 1000.0]
+
+    As a ``hyper=`` entry, next to a continuous hyperparameter (``model`` taking ``lam=`` and ``df=``)::
+
+        infer = AmortizedWBB(model, hyper={"lam": dist.LogUniform(1e-2, 1e2), "df": Choice([1.0, 4.0, 1e3])})
     """
 
     def __init__(self, values):

@@ -29,11 +29,17 @@ Shape of the code: :func:`init` gives a :class:`HyperTrainState`; :func:`build_s
 in :func:`wbbgen.training.run_loop` (compiled ``lax.scan`` chunks: one compilation whatever
 the number of hyperparameters) and records losses between chunks.
 
-Example:
-    >>> res = local_hypertrain(jax.random.key(0), softmax_regression, X, y,
-    ...                        hyper={"lam": jnp.ones((64, 10))}, val_args=(X_val, y_val),
-    ...                        num_steps=2000, hyper_prior_scale=2.0)
-    >>> res.hyper["lam"].shape, res.trace["val_loss"][-1]
+Example (it trains for minutes, so it is not run as a doctest; ``X, y`` and ``X_val, y_val``
+are 64-feature, 10-class training and validation data, with a decay per weight)::
+
+    import jax, jax.numpy as jnp
+    from wbbgen.hypertrain import local_hypertrain
+    from wbbgen.models import softmax_regression
+
+    res = local_hypertrain(jax.random.key(0), softmax_regression, X, y,
+                           hyper={"lam": jnp.ones((64, 10))}, val_args=(X_val, y_val),
+                           num_steps=2000, hyper_prior_scale=2.0)
+    res.hyper["lam"].shape, res.trace["val_loss"][-1]
 """
 
 from __future__ import annotations

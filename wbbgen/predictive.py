@@ -47,6 +47,7 @@ def log_predictive(model, samples: WBBSamples, *args, **kwargs) -> np.ndarray:
 
     Example:
         >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+        >>> from wbbgen.predictive import log_predictive
         >>> from wbbgen.samples import WBBSamples
         >>> def model(x, y=None, *, lam=1.0):
         ...     b = numpyro.sample("b", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)))
@@ -72,6 +73,7 @@ def mean_log_predictive(model, samples: WBBSamples, *args, **kwargs) -> np.ndarr
 
     Example:
         >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+        >>> from wbbgen.predictive import mean_log_predictive
         >>> from wbbgen.samples import WBBSamples
         >>> def model(x, y=None, *, lam=1.0):
         ...     b = numpyro.sample("b", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)))
@@ -142,6 +144,7 @@ def lppd(log_lik: np.ndarray) -> np.ndarray:
 
     Example:
         >>> import numpy as np
+        >>> from wbbgen.predictive import lppd
         >>> round(float(lppd(np.log(np.array([[0.2, 0.5], [0.4, 0.5]])))), 4)  # log 0.3 + log 0.5
         -1.8971
     """

@@ -20,6 +20,7 @@ Schemes (all pure, no NumPyro):
 
 Example:
     >>> import jax
+    >>> from wbbgen.weights import block
     >>> scheme = block(1000, num_blocks=50, rng_key=jax.random.key(0))
     >>> v = scheme.sample(jax.random.key(1), (8,))      # (8, 50)
     >>> scheme.expand(v).shape
@@ -208,7 +209,8 @@ def with_fold_deletion(scheme: WeightScheme, masks, rate: float) -> WeightScheme
     Used for training only (``AmortizedWBB(cv_folds=K)``), never for posterior draws.
 
     Example:
-        >>> from wbbgen.weights import fold_masks
+        >>> import jax
+        >>> from wbbgen.weights import exponential, fold_masks, with_fold_deletion
         >>> s = with_fold_deletion(exponential(20), fold_masks(20, 4, jax.random.key(0)), 0.5)
         >>> s.sample(jax.random.key(1), (8,)).shape
         (8, 20)

@@ -12,10 +12,12 @@ Tuners (``METHODS``): ``grid``, ``random`` (:mod:`.search`), ``tpe`` and ``gp-bo
 (:mod:`.generative`). Tasks (:func:`get_task`): ``ridge-diabetes``, ``logistic-cancer``,
 ``digits-softmax``, ``digits-mlp`` (and ``digits-mlp-layers``, ``tiny-ridge``).
 
-Needs the ``hpo`` extra (optuna, tinygp). Example:
-    >>> from wbbgen.baselines import Budget, compare, get_task, markdown_table, summarize
-    >>> runs = compare(get_task("ridge-diabetes"), ["grid", "tpe", "wbbgen"], Budget(fits=30), seeds=[0, 1, 2])
-    >>> print(markdown_table(summarize(runs)))
+Needs the ``hpo`` extra (optuna, tinygp). Example (about ten minutes on a CPU, so not a doctest)::
+
+    from wbbgen.baselines import Budget, compare, get_task, markdown_table, summarize
+
+    runs = compare(get_task("ridge-diabetes"), ["grid", "tpe", "wbbgen"], Budget(fits=30), seeds=[0, 1, 2])
+    print(markdown_table(summarize(runs)))
 """
 
 from wbbgen.baselines.harness import METHODS, compare, markdown_table, plot_traces, run_method, summarize

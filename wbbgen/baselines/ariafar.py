@@ -28,9 +28,13 @@ below is ours:
 * **Choice** -- the target-design evaluation with the best validation loss (or, if the
   budget never reached the target, the observed λ with the best predicted target loss).
 
-Example:
-    >>> res = ariafar(task, Budget(fits=20), seed=0)
-    >>> res.info["design_counts"]
+Example (it trains, so it is not run as a doctest)::
+
+    from wbbgen.baselines import Budget, get_task
+    from wbbgen.baselines.ariafar import ariafar
+
+    res = ariafar(get_task("ridge-diabetes"), Budget(fits=20), seed=0)
+    res.info["design_counts"]
 """
 
 from __future__ import annotations

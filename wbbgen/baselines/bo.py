@@ -18,8 +18,12 @@ improvement.
 Both warm-start nothing (optuna's trials are independent) -- the convex GLM fits converge
 from the prior median in a handful of Newton steps anyway.
 
-Example:
-    >>> res = gp_bo(task, Budget(fits=20), seed=0)
+Example (on the test suite's small task):
+    >>> from wbbgen.baselines import Budget, get_task
+    >>> from wbbgen.baselines.bo import gp_bo
+    >>> res = gp_bo(get_task("tiny-ridge"), Budget(fits=6), seed=0)
+    >>> res.x.shape, res.info["num_fits"] <= 6
+    ((1,), True)
 """
 
 from __future__ import annotations

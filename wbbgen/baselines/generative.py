@@ -22,9 +22,13 @@ MSE = (−2 log density − log 2π)·y_scale² (σ = 1 Gaussian rows).
 Budget: generator training is not cut by a fit budget -- its cost is in the wall time, the
 comparison's common unit; the exact pilot and fidelity solves count as fits.
 
-Example:
-    >>> res = wbbgen_tuner(task, Budget(fits=20), seed=0)
-    >>> res.info["band"]      # 5/50/95 % of the validation loss over w, per grid value
+Example (it trains a generator, so it is not run as a doctest)::
+
+    from wbbgen.baselines import Budget, get_task
+    from wbbgen.baselines.generative import wbbgen_tuner
+
+    res = wbbgen_tuner(get_task("ridge-diabetes"), Budget(fits=20), seed=0)
+    res.info["band"]      # 5/50/95 % of the validation loss over w, per grid value
 """
 
 from __future__ import annotations

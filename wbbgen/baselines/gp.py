@@ -12,9 +12,14 @@ Data are padded to a power-of-two size with far-away, infinitely noisy rows so t
 data set recompiles only at 8, 16, 32, … points.
 
 Example:
+    >>> import numpy as np
+    >>> from wbbgen.baselines.gp import expected_improvement, fit_gp
+    >>> U = np.random.default_rng(0).uniform(size=(6, 1)); y = np.sin(6 * U[:, 0])
     >>> gp = fit_gp(U, y)                 # U (n, m) in [0, 1], y (n,)
-    >>> mean, sd = gp.predict(U_new)
+    >>> mean, sd = gp.predict(np.linspace(0, 1, 5)[:, None])
     >>> ei = expected_improvement(mean, sd, y.min())
+    >>> mean.shape, sd.shape, bool(np.all(ei >= 0))
+    ((5,), (5,), True)
 """
 
 from __future__ import annotations

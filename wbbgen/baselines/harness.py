@@ -13,9 +13,12 @@ believed), the refitted validation and test loss and accuracy, and the validatio
 (test loss − the tuner's own validation loss: how optimistic its estimate was). Per method:
 medians over seeds with the min–max spread (:func:`summarize`).
 
-Example:
-    >>> runs = compare(get_task("ridge-diabetes"), ["grid", "tpe", "wbbgen"], Budget(fits=30), seeds=[0, 1, 2])
-    >>> print(markdown_table(summarize(runs)))
+Example (about ten minutes on a CPU, so not a doctest)::
+
+    from wbbgen.baselines import Budget, compare, get_task, markdown_table, summarize
+
+    runs = compare(get_task("ridge-diabetes"), ["grid", "tpe", "wbbgen"], Budget(fits=30), seeds=[0, 1, 2])
+    print(markdown_table(summarize(runs)))
 """
 
 from __future__ import annotations

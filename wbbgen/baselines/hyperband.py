@@ -9,8 +9,12 @@ validation loss after every epoch and stops when the pruner says so. Budget: eac
 costs ``1 / task.epochs`` fit-equivalents. The choice is the completed (full-resource) trial
 with the best validation loss; pruned trials are traced but never chosen.
 
-Example:
-    >>> res = hyperband(task, Budget(fits=20), seed=0)
+Example (on the test suite's small task):
+    >>> from wbbgen.baselines import Budget, get_task
+    >>> from wbbgen.baselines.hyperband import hyperband
+    >>> res = hyperband(get_task("tiny-ridge"), Budget(fits=3), seed=0)
+    >>> res.x.shape
+    (1,)
 """
 
 from __future__ import annotations

@@ -19,8 +19,12 @@ r"""Lorraine & Duvenaud (2018) hypernetwork hyper-training, through the library 
   ``time_budget``. Its trace records the validation loss between chunks (hypertrain does not
   record the path of λ̂, so only the end point is a choice).
 
-Example:
-    >>> res = lorraine_global(task, Budget(fits=20), seed=0)
+Example (it trains a generator, so it is not run as a doctest)::
+
+    from wbbgen.baselines import Budget, get_task
+    from wbbgen.baselines.lorraine import lorraine_global
+
+    res = lorraine_global(get_task("ridge-diabetes"), Budget(fits=20), seed=0)
 """
 
 from __future__ import annotations

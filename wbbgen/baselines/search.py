@@ -8,9 +8,12 @@ r"""Exact grid search and random search, each point a full MAP refit of the shar
 * **random** -- λ log-uniform over the box (Bergstra & Bengio 2012), seeded; each fit
   warm-started at the solution of the nearest point fitted so far (in log λ).
 
-Example:
-    >>> res = grid_search(task, Budget(fits=20))
-    >>> res.x                       # log λ of the best validation loss
+Example (on the test suite's small task):
+    >>> from wbbgen.baselines import Budget, get_task
+    >>> from wbbgen.baselines.search import grid_search
+    >>> res = grid_search(get_task("tiny-ridge"), Budget(fits=5))
+    >>> res.x.shape                 # log λ of the best validation loss
+    (1,)
 """
 
 from __future__ import annotations

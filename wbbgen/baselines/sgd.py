@@ -18,9 +18,15 @@ third of a gradient, so the pre-sample costs r/3 of a uniform step). A full fit 
 ``task.learning_rate`` to 5 % of it over those steps (a shorter run stops with a higher rate:
 that is what makes it cheap and noisy); an IS epoch costs (1 + r/3) uniform epochs.
 
-Example:
+Example (on the test suite's small task):
+    >>> import jax, numpy as np
+    >>> from wbbgen.baselines import get_task
+    >>> from wbbgen.baselines.sgd import sgd_epochs, sgd_init
+    >>> task = get_task("tiny-ridge")
     >>> state = sgd_init(task, jax.random.key(0))
-    >>> state, frac_is = sgd_epochs(task, state, jax.random.key(1), x, 5, ratio=3)
+    >>> state, frac_is = sgd_epochs(task, state, jax.random.key(1), np.log([1.0]), 2, ratio=3)
+    >>> 0.0 <= float(frac_is) <= 1.0
+    True
 """
 
 from __future__ import annotations

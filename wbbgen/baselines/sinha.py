@@ -27,9 +27,13 @@ The tuner's own validation loss is that of θₖ -- weights that were partly fit
 validation loss*, as in the paper (its validation CE is far below its test CE); the harness
 refits at λₖ before scoring.
 
-Example:
-    >>> res = sinha(task, Budget(fits=20), seed=0)
-    >>> res.info["violations"]
+Example (it trains, so it is not run as a doctest)::
+
+    from wbbgen.baselines import Budget, get_task
+    from wbbgen.baselines.sinha import sinha
+
+    res = sinha(get_task("ridge-diabetes"), Budget(fits=20), seed=0)
+    res.info["violations"]
 """
 
 from __future__ import annotations

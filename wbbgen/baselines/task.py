@@ -18,10 +18,13 @@ validation-fitted weights of Sinha et al.) are compared on equal terms.
 Hyperparameters are scalar keywords of the model (``lam`` or ``lam0 … lam9``), searched on a
 log-uniform box ``[low, high]`` per coordinate; tuners work on ``x = log λ``.
 
-Example:
-    >>> task = wbbgen.baselines.get_task("ridge-diabetes")
-    >>> theta, ok = task.fit(np.log([100.0]))
-    >>> evaluate(task, np.log([100.0]))["test_loss"]
+Example (on the test suite's small task):
+    >>> import numpy as np
+    >>> from wbbgen.baselines import evaluate, get_task
+    >>> task = get_task("tiny-ridge")
+    >>> theta, ok = task.fit(np.log([1.0]))
+    >>> bool(ok), sorted(evaluate(task, np.log([1.0])))
+    (True, ['converged', 'test_acc', 'test_loss', 'val_acc', 'val_loss'])
 """
 
 from __future__ import annotations

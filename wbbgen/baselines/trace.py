@@ -14,11 +14,15 @@ generator training are included), the fit count and one trace row per evaluation
 
 The harness scores the incumbents afterwards with the clock stopped (:func:`wbbgen.baselines.task.evaluate`).
 
-Example:
-    >>> rec = Recorder(Budget(fits=10), task)
-    >>> while not rec.exhausted():
-    ...     rec.add_fits(1); rec.log(x, val)
+Example (a tuner that fits the same λ until the budget is spent; ``task`` is only stored):
+    >>> import numpy as np
+    >>> from wbbgen.baselines.trace import Budget, Recorder
+    >>> rec = Recorder(Budget(fits=3), task=None)
+    >>> while not rec.exhausted(next_cost=1):
+    ...     rec.add_fits(1); rec.log(np.log([1.0]), 0.5)
     >>> result = rec.result(rec.best_x)
+    >>> result.x.tolist(), result.info["num_fits"], len(result.trace)
+    ([0.0], 3.0, 3)
 """
 
 from __future__ import annotations

@@ -93,6 +93,7 @@ def wbbgen_version() -> str:
 def parse_version(text: str) -> tuple[int, ...]:
     """The leading numeric release of a version string, padded to three parts.
 
+    >>> from wbbgen.persist.container import parse_version
     >>> parse_version("0.10.2rc1"), parse_version("v2")
     ((0, 10, 2), (2, 0, 0))
     """

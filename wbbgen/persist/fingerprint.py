@@ -194,6 +194,7 @@ def options_value(options: Mapping) -> dict | str:
     function, a NumPy scalar) ``normalised_repr`` of the dict, compared as text and not
     rebuilt from a file.
 
+    >>> from wbbgen.persist.fingerprint import options_value
     >>> options_value({"width": 8, "depth": 1})
     {'width': 8, 'depth': 1}
     >>> options_value({"activation": print})
@@ -211,6 +212,7 @@ def legacy_settings(settings: Mapping) -> dict:
     literal string becomes :func:`options_value` of its dict; any other string stays as it
     is, which is what :func:`options_value` gives for the same non-JSON options.
 
+    >>> from wbbgen.persist.fingerprint import legacy_settings
     >>> legacy_settings({"generator_options": "{'depth': 1, 'width': 8}"})
     {'generator_options': {'depth': 1, 'width': 8}}
     """

@@ -95,6 +95,7 @@ def heldout_log_density(*args, **kwargs) -> Criterion:
         ...     b = numpyro.sample("b", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)))
         ...     with numpyro.plate("data", x.shape[0]):
         ...         numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
+        >>> from wbbgen.tuning.criteria import heldout_log_density
         >>> samples = WBBSamples({"b": np.zeros((1, 2))}, {"lam": np.array([1.0])}, {}, {})
         >>> values, mean, sd = heldout_log_density(np.ones(3), np.zeros(3)).evaluate(model, samples)
         >>> values.shape, round(float(mean[0]), 4)  # b = 0: log N(0 | 0, 1)
@@ -118,6 +119,7 @@ def mse(predict: Callable, X, y) -> Criterion:
     Example:
         >>> import numpy as np
         >>> from wbbgen.samples import WBBSamples
+        >>> from wbbgen.tuning.criteria import mse
         >>> samples = WBBSamples({"b": np.array([[[0.0], [2.0]]])}, {"lam": np.array([1.0])}, {}, {})
         >>> crit = mse(lambda p, X: p["b"] * X[None, :], np.ones(3), np.ones(3))
         >>> crit.evaluate(None, samples)[0].tolist()  # b = 0 and b = 2: errors of 1 at each row
@@ -142,6 +144,7 @@ def accuracy(predict: Callable, X, y) -> Criterion:
     Example:
         >>> import numpy as np
         >>> from wbbgen.samples import WBBSamples
+        >>> from wbbgen.tuning.criteria import accuracy
         >>> samples = WBBSamples({"b": np.array([[[-1.0], [1.0]]])}, {"lam": np.array([1.0])}, {}, {})
         >>> crit = accuracy(lambda p, X: (p["b"] * X[None, :] > 0).astype(int), np.array([1.0, -1.0]), [1, 1])
         >>> crit.evaluate(None, samples)[0].tolist()
@@ -167,6 +170,7 @@ def custom(fn: Callable, name: str = "criterion", higher_is_better: bool = True)
     Example:
         >>> import numpy as np
         >>> from wbbgen.samples import WBBSamples
+        >>> from wbbgen.tuning.criteria import custom
         >>> samples = WBBSamples({"b": np.zeros((2, 4, 3))}, {"lam": np.array([0.1, 1.0])}, {}, {})
         >>> values, mean, sd = custom(lambda p, h: h["lam"] * np.ones(4), "lam").evaluate(None, samples)
         >>> values.shape, mean.tolist(), sd.tolist()
@@ -192,6 +196,7 @@ def psis_loo() -> Criterion:
     ``None``); its ``sd`` is ArviZ's standard error. Pareto-k̂ warnings from ArviZ pass through.
 
     Example:
+        >>> from wbbgen.tuning.criteria import psis_loo
         >>> psis_loo().name, psis_loo().higher_is_better
         ('elpd_loo', True)
     """
@@ -223,6 +228,7 @@ def curve_from_values(values, grids, name: str, higher_is_better: bool = True) -
 
     Example:
         >>> import numpy as np
+        >>> from wbbgen.tuning.criteria import curve_from_values
         >>> curve = curve_from_values(np.array([[1.0, 3.0], [2.0, 2.0]]), {"lam": np.array([0.1, 1.0])}, "c")
         >>> curve["mean"].values.tolist(), curve["sd"].values.tolist()
         ([2.0, 2.0], [1.0, 0.0])
@@ -255,6 +261,7 @@ def evaluate(model, samples: WBBSamples, criterion: Criterion) -> tuple[xr.Datas
     Example:
         >>> import numpy as np
         >>> from wbbgen.samples import WBBSamples
+        >>> from wbbgen.tuning.criteria import custom, evaluate
         >>> samples = WBBSamples({"b": np.zeros((2, 4))}, {"lam": np.array([0.1, 1.0])}, {}, {})
         >>> curve, values = evaluate(None, samples, custom(lambda p, h: h["lam"] + p["b"]))
         >>> sorted(curve.data_vars), values.shape

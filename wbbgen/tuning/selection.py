@@ -104,6 +104,7 @@ def choose(curve: xr.Dataset, prefer: str = "larger") -> tuple[dict, dict]:
         >>> import xarray as xr
         >>> curve = xr.Dataset({"mean": ("lam", [1.0, 3.0, 2.5, 0.0]), "sd": ("lam", [0.1, 0.6, 0.1, 0.1])},
         ...                    coords={"lam": [0.1, 1.0, 10.0, 100.0]}).assign_attrs(higher_is_better=1)
+        >>> from wbbgen.tuning.selection import choose
         >>> choose(curve)  # 2.5 ≥ 3.0 − 0.6: λ = 10 is within one sd of the best
         ({'lam': 1.0}, {'lam': 10.0})
     """
