@@ -57,7 +57,7 @@ import optax
 from wbbgen._checks import as_key, positive_int
 from wbbgen.exact import solve_path
 from wbbgen.generator import MLPGenerator, OutputScale
-from wbbgen.objective import build_objective  # TRANSITIONAL: wbbgen.model
+from wbbgen.model import build_objective
 from wbbgen.problem import Problem, hyper_dict, loss, make_problem, prior_draw
 from wbbgen.training import ProgressBar, run_loop
 

@@ -409,14 +409,9 @@ class AmortizedWBB:
         """Evaluate a criterion over a grid and choose (:func:`wbbgen.tuning.tune`): returns a
         :class:`~wbbgen.tuning.TuneResult` with ``best``, ``best_1se``, ``curve`` and ``plot()``.
 
-        Example (``infer`` and ``result`` as in the module example, ``X_val, y_val`` held-out data; it
-        trains a model, so it is not run as a doctest)::
+        Example (``infer``, ``result`` as in the module example; ``X_val, y_val`` held out)::
 
-            import jax, numpy as np, wbbgen
-
-            tuned = infer.tune(jax.random.key(2), result, criterion=wbbgen.heldout_log_density(X_val, y_val),
-                               hyper={"lam": np.logspace(-1, 1, 5)})
-            tuned.best, tuned.best_1se
+            tuned = infer.tune(key, result, criterion=wbbgen.heldout_log_density(X_val, y_val), hyper={"lam": grid})
         """
         return _tune(self, rng_key, result, criterion=criterion, hyper=hyper, num_samples=num_samples, prefer=prefer)
 

@@ -25,7 +25,7 @@ import xarray as xr
 from wbbgen._checks import as_key, positive_int
 from wbbgen.exact import exact_wbb
 from wbbgen.hyper import check_grid, encode, grid_product
-from wbbgen.objective import build_objective
+from wbbgen.model import build_objective
 from wbbgen.problem import draws, generate_grid, hyper_dict
 from wbbgen.tuning.criteria import curve_from_values
 from wbbgen.weights import fold_masks, resolve_fold_key, resolve_weights, trained_fold_masks

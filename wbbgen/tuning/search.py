@@ -25,7 +25,7 @@ import optax
 from wbbgen._checks import as_key, positive_int
 from wbbgen._data import same_static, static_part
 from wbbgen.hyper import decode
-from wbbgen.objective import build_objective
+from wbbgen.model import build_objective
 from wbbgen.problem import generate, hyper_dict
 
 __all__ = ["GradientSearchResult", "gradient_search", "FORWARD_MODE_MAX"]
