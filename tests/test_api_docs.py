@@ -49,7 +49,7 @@ REQUIRED_MODULES = [
     "wbbgen.models",
     "wbbgen.datasets",
     "wbbgen.prior",
-    "wbbgen.objective",
+    "wbbgen.model",
     "wbbgen.generator",
     "wbbgen.training",
     "wbbgen.options",

@@ -20,6 +20,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import optax
+import pandas as pd
 import pytest
 import test_io  # tests/ is on sys.path (pytest's default "prepend" import mode); see Ctx.trained
 from numpyro.distributions import constraints
@@ -113,6 +114,49 @@ def scale_and_flat_priors(X, y, *, lam=1.0):
     scale = jnp.where(jnp.arange(X.shape[0]) < X.shape[0] // 2, sigma, tau)
     with numpyro.plate("data", X.shape[0]):
         numpyro.sample("y", dist.Normal(b0 + X @ beta, scale), obs=y)
+
+
+def bernoulli(X, y=None, *, lam=1.0):
+    beta = _latent(X, lam)
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(logits=X @ beta), obs=y)
+
+
+def poisson(X, y=None, *, lam=1.0):
+    beta = _latent(X, lam)
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Poisson(jnp.exp(X @ beta)), obs=y)
+
+
+def group_sizes(X, g, y=None, *, lam=1.0):
+    """A random intercept per group, the number of groups read from g."""
+    a = numpyro.sample("a", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)).expand([int(g.max()) + 1]).to_event(1))
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Normal(a[g], 1.0), obs=y)
+
+
+def lam_branch(X, y=None, *, lam=1.0):
+    beta = _latent(X, lam if lam > 1 else 1.0)
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+
+
+def factor_outside_plate(X, y=None, *, lam=1.0):
+    beta = _latent(X, lam)
+    numpyro.factor("ll", dist.Normal(X @ beta, 1.0).log_prob(y))
+
+
+def masked_ridge(X, y, m, *, lam=1.0):
+    beta = _latent(X, lam)
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y, obs_mask=m)
+
+
+def masked_values_used(X, y, m, *, lam=1.0):
+    beta = _latent(X, lam)
+    with numpyro.plate("data", X.shape[0]):
+        full = numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y, obs_mask=m)
+        numpyro.sample("z", dist.Normal(full, 1.0), obs=y)
 
 
 FM = FunctionModel(
@@ -210,6 +254,14 @@ class Ctx:
     def scale_draws(self):
         return self.exact(model=scale_and_flat_priors)
 
+    @property
+    def g(self):
+        return np.arange(N) % 3
+
+    @property
+    def half(self):
+        return np.arange(N) % 2 == 0
+
     def exact_key(self, key):
         return exact_wbb(key, ridge, self.X, self.y, hyper={"lam": [1.0]}, progress_bar=False)
 
@@ -273,6 +325,49 @@ CASES = [
         r"the data mix floating dtypes \['float32', 'float64'\]",
     ),
     Case("data-missing", lambda c: c.exact(c.X), ValueError, r"the model has no observed site"),
+    Case(
+        "data-missing-discrete",
+        lambda c: c.exact(c.X, model=bernoulli),
+        ValueError,
+        r"the model has no observed site .* 'y' \(plate 'data'\) would be observed: the data for it were not passed",
+    ),
+    Case(
+        "data-outside-support",
+        lambda c: c.exact(c.X, 1.0 + (c.y > 0), model=bernoulli),
+        ValueError,
+        r"observed site 'y' has \d+ value\(s\) outside the support of its BernoulliLogits distribution "
+        r"\(Boolean\(\)\): 2 .*recode labels",
+    ),
+    Case(
+        "data-outside-support-counts",
+        lambda c: c.exact(c.X, jnp.where(c.y > 0, -1.0, 0.5), model=poisson),
+        ValueError,
+        r"observed site 'y' has 30 value\(s\) outside the support of its Poisson distribution .*: -1, 0.5",
+    ),
+    Case(
+        "data-list",
+        lambda c: c.exact(c.X, np.asarray(c.y).tolist()),
+        None,
+        check=lambda s: s["beta"].shape == (1, 4, P),
+    ),
+    Case(
+        "data-pandas",
+        lambda c: c.exact(pd.DataFrame(np.asarray(c.X)), pd.Series(np.asarray(c.y))),
+        None,
+        check=lambda s: s["beta"].shape == (1, 4, P),
+    ),
+    Case(
+        "data-not-numeric",
+        lambda c: c.exact(pd.DataFrame({"a": ["x"] * N}), c.y),
+        TypeError,
+        r"args\[0\] is a DataFrame of dtype object, not numbers",
+    ),
+    Case(
+        "data-all-masked",
+        lambda c: c.exact(c.X, c.y, np.zeros(N, bool), model=masked_ridge),
+        ValueError,
+        r"every observation is masked",
+    ),
     # ---- model
     Case("model-no-plate", lambda c: c.exact(model=no_plate), ValueError, r"observed site 'y' is not inside a plate"),
     Case(
@@ -332,6 +427,42 @@ CASES = [
         r"plates of different sizes \{'y': 30, 'z': 5\}",
     ),
     Case("model-not-callable", lambda c: c.exact(model="ridge"), TypeError, r"`model` must be a NumPyro model"),
+    Case(
+        "model-data-shapes",
+        lambda c: c.exact(c.X, c.g, c.y, model=group_sizes),
+        ValueError,
+        r"needs the values of a data argument to build its shapes .* Pass `static_args=\('g',\)`",
+    ),
+    Case(
+        "model-static-args-observed",
+        lambda c: c.exact(c.X, c.g, c.y, model=group_sizes, static_args=("g", "y")),
+        ValueError,
+        r"`static_args` names 'y', the observed data of site 'y': observed values stay traced",
+    ),
+    Case(
+        "model-static-args-unknown",
+        lambda c: c.exact(c.X, c.g, c.y, model=group_sizes, static_args=("groups",)),
+        ValueError,
+        r"`static_args` names 'groups', which is not an argument passed to the model",
+    ),
+    Case(
+        "model-hyper-in-python",
+        lambda c: c.exact(model=lam_branch),
+        ValueError,
+        r"uses the value of a hyperparameter \(lam\) in Python",
+    ),
+    Case(
+        "model-factor-outside-plate",
+        lambda c: c.exact(model=factor_outside_plate),
+        ValueError,
+        r"factor 'll' has shape \(30,\) outside any plate: wbbgen cannot tell a per-observation term",
+    ),
+    Case(
+        "model-masked-values-used",
+        lambda c: c.exact(c.X, c.y, c.half, model=masked_values_used),
+        ValueError,
+        r"the model uses the masked entries of \['y'\] \(obs_mask=\) elsewhere",
+    ),
     Case(
         "function-model-keywords",
         lambda c: c.exact(c.X, model=FM, y=c.y),
@@ -445,6 +576,12 @@ CASES = [
     Case("grid-2d", lambda c: c.exact(hyper={"lam": [[1.0, 2.0]]}), ValueError, r"must be a non-empty 1-d grid"),
     Case("grid-not-dict", lambda c: c.exact(hyper=[1.0]), ValueError, r"`hyper` must be a dict of grids"),
     # ---- weights
+    Case(
+        "weights-masked-rows",
+        lambda c: c.exact(c.X, c.y, c.half, model=masked_ridge, weights=W.exponential(N)),
+        ValueError,
+        r"`weights` was built for 30 observations, but 15 rows have every observation masked",
+    ),
     Case("weights-unknown", lambda c: c.exact(weights="bayes"), ValueError, r"`weights='bayes'` is unknown"),
     Case("weights-other-n", lambda c: c.exact(weights=W.exponential(5)), ValueError, r"built for 5 observations"),
     Case(

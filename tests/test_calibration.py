@@ -137,6 +137,34 @@ def test_grid_matching_sites_and_datatree():
     assert {"sd_ratio", "coverage_90", "n_params"} <= set(table.columns)
 
 
+def test_summarize_names_the_worst_marginal():
+    """Beside each median the table shows the marginal farthest from the ideal (|log r| for
+    the sd ratio, |x − ideal| otherwise) and names it, per λ; a σ with 90 % coverage 0.69
+    among well-calibrated coefficients shows as the worst, not hidden by the median."""
+    labels = ["b[0]", "b[1]", "b[2]", "sigma"]
+    values = {
+        "sd_ratio": [[1.0, 1.02, 0.97, 0.6], [1.0, 1.5, 1.0, 0.8]],
+        "mean_shift": [[0.0, 0.1, -0.05, 0.4], [0.0, -0.9, 0.1, 0.2]],
+        "coverage_50": [[0.5, 0.49, 0.52, 0.3], [0.5, 0.5, 0.5, 0.5]],
+        "coverage_90": [[0.9, 0.91, 0.89, 0.69], [0.9, 0.95, 0.97, np.nan]],
+        "wasserstein": [[0.01, 0.02, 0.03, 0.4], [0.5, 0.01, 0.02, 0.01]],
+    }
+    cal = xr.Dataset(
+        {k: (("lam", "param"), np.array(v)) for k, v in values.items()},
+        coords={"lam": [0.1, 1.0], "param": labels, "site": ("param", ["b"] * 3 + ["sigma"])},
+    )
+    table = summarize(cal)
+    assert table.loc[0.1, "coverage_90"] == pytest.approx(0.895)  # the median hides σ ...
+    assert table.loc[0.1, "coverage_90_worst"] == 0.69 and table.loc[0.1, "coverage_90_worst_param"] == "sigma"
+    assert table.loc[1.0, "sd_ratio_worst_param"] == "b[1]"  # |log 1.5| > |log 0.8|
+    assert table.loc[1.0, "mean_shift_worst"] == -0.9
+    assert table.loc[1.0, "coverage_90_worst_param"] == "sigma"  # NaN counts as the worst
+    assert table.loc[1.0, "wasserstein_worst_param"] == "b[0]"
+    assert list(table.columns[:3]) == ["sd_ratio", "sd_ratio_worst", "sd_ratio_worst_param"]
+    two = summarize(cal.expand_dims(df=[1.0, 4.0]))
+    assert two.index.names == ["df", "lam"] and (two["coverage_90_worst_param"] == "sigma").all()
+
+
 def test_bad_inputs():
     wbb = make(np.zeros((1, 10, 3, P)))
     with pytest.raises(ValueError, match="share no lam value"):

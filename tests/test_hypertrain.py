@@ -71,7 +71,7 @@ def test_one_hyperparameter_reaches_the_validation_optimum(split):
     jitters by about the Adam step, 0.01 in log λ, around the optimum of the generator's
     approximation of V)."""
     from wbbgen import exact_wbb
-    from wbbgen.objective import build_objective
+    from wbbgen.model import build_objective
 
     X, y, Xv, yv = split
     grid = np.logspace(-1.5, 2.5, 33)

@@ -8,7 +8,7 @@ import numpyro.distributions as dist
 import pytest
 from jax.scipy import stats
 
-from wbbgen.objective import FunctionModel, build_objective, unconstrained_mode
+from wbbgen.model import FunctionModel, build_objective, unconstrained_mode
 from wbbgen.prior import PriorDraw, prior_scheme, weighted_loss
 
 P, N = 3, 12

@@ -18,7 +18,7 @@ from jax.scipy import stats
 
 from wbbgen import exact_wbb
 from wbbgen import weights as W
-from wbbgen.objective import build_objective
+from wbbgen.model import build_objective
 from wbbgen.prior import prior_scheme, weighted_loss
 
 FEW = settings(max_examples=6, deadline=None, derandomize=True)

@@ -200,7 +200,7 @@ def test_bad_inputs_raise(kwargs, match):
 def test_non_finite_data_raise():
     y = Y.copy()
     y[3] = np.nan
-    with pytest.raises(ValueError, match=r"model_args\[0\] has 1 non-finite value"):
+    with pytest.raises(ValueError, match=r"the data contain NaN or inf \(args\[0\]: 1 non-finite value"):
         nuts_reference(jax.random.key(0), normal_model, y, hyper={"lam": [1.0]})
 
 

@@ -32,11 +32,11 @@ Monte Carlo standard errors (``*_mcse``), first order, W and R independent:
 
 Example:
     >>> cal = calibration(wbb_idata, nuts_idata)  # doctest: +SKIP
-    >>> summarize(cal).round(3)  # doctest: +SKIP
-          sd_ratio  mean_shift  coverage_50  coverage_90  wasserstein  n_params
+    >>> summarize(cal)[["coverage_90", "coverage_90_worst", "coverage_90_worst_param"]]  # doctest: +SKIP
+         coverage_90  coverage_90_worst coverage_90_worst_param
     lam
-    0.1      1.001      -0.018        0.503        0.897        0.029         6
-    1.0      1.000       0.007        0.507        0.900        0.028         6
+    0.1        0.897              0.861                    b[3]
+    1.0        0.900              0.874                   sigma
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["calibration", "summarize", "plot_calibration"]
+__all__ = ["calibration", "summarize", "plot_calibration", "METRICS", "IDEAL"]
 
+#: The calibration metrics, in the order of :func:`summarize`'s columns.
 METRICS = ("sd_ratio", "mean_shift", "coverage_50", "coverage_90", "wasserstein")
 _CHUNK = 2**22  # elements per block of the W₁ computation (bounded memory)
 
@@ -115,14 +116,53 @@ def calibration(idata, reference, var_names: Sequence[str] | None = None) -> xr.
     )
 
 
+#: The ideal value of each metric: the worst marginal is the one farthest from it.
+IDEAL = {"sd_ratio": 1.0, "mean_shift": 0.0, "coverage_50": 0.5, "coverage_90": 0.9, "wasserstein": 0.0}
+
+
+def _distance(cal: xr.Dataset, metric: str) -> xr.DataArray:
+    """How far each marginal's value is from the ideal: |log r| for the sd ratio, else |x − ideal|."""
+    x = cal[metric]
+    if metric == "sd_ratio":
+        return np.abs(np.log(x))
+    return np.abs(x - IDEAL[metric])
+
+
 def summarize(cal: xr.Dataset):
-    """Per-λ medians of each metric across the marginals, as a ``pandas.DataFrame``.
+    """Per-λ medians of each metric across the marginals, and the worst marginal beside each.
+
+    For each metric m the table has ``m`` (the median over the marginals), ``m_worst`` (the
+    value of the marginal farthest from the ideal: |log r| largest for the sd ratio, |x − ideal|
+    for the others, ideal 0 / 0.5 / 0.9 / 0) and ``m_worst_param`` (that marginal's label,
+    e.g. ``"sigma"`` or ``"b[2]"``), then ``n_params``. A marginal whose metric is NaN (a
+    constant draw set) is the worst one.
+
+    Returns:
+        ``pandas.DataFrame`` indexed by the hyper dims.
 
     Example:
-        >>> print(summarize(cal).round(2))  # doctest: +SKIP
+        >>> import numpy as np, xarray as xr
+        >>> rows = {"sd_ratio": [1.0, 1.0, 0.5], "mean_shift": [0.0, 0.0, 0.3], "coverage_50": [0.5, 0.5, 0.3],
+        ...         "coverage_90": [0.9, 0.9, 0.69], "wasserstein": [0.0, 0.0, 0.4]}
+        >>> cal = xr.Dataset({m: (("lam", "param"), [v]) for m, v in rows.items()},
+        ...                  coords={"lam": [1.0], "param": ["b[0]", "b[1]", "sigma"]})
+        >>> table = summarize(cal)
+        >>> print(table[["coverage_90", "coverage_90_worst", "coverage_90_worst_param"]])
+        ... # doctest: +NORMALIZE_WHITESPACE
+             coverage_90  coverage_90_worst coverage_90_worst_param
+        lam
+        1.0          0.9               0.69                   sigma
     """
-    table = cal[list(METRICS)].median("param").to_dataframe()
-    table = table[[m for m in METRICS]]
+    medians = cal[list(METRICS)].median("param").to_dataframe()
+    table = medians[[]].copy()
+    labels = np.asarray(cal["param"].values)
+    for m in METRICS:
+        dist = _distance(cal, m).fillna(np.inf)
+        worst = dist.argmax("param")
+        label = xr.DataArray(labels[np.asarray(worst)], coords=worst.coords, dims=worst.dims)
+        table[m] = medians[m]
+        table[f"{m}_worst"] = cal[m].isel(param=worst).drop_vars(["param", "site"], errors="ignore").to_series()
+        table[f"{m}_worst_param"] = label.to_series()
     table["n_params"] = cal.sizes["param"]
     return table
 

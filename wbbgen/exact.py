@@ -6,10 +6,18 @@ For each draw j (weights wⱼ, prior randomness ξⱼ) and each grid value λₖ
 (λ is a traced argument). Every draw reports whether it converged.
 
 Example:
-    >>> samples = exact_wbb(jax.random.key(1), model, X, y, hyper={"lam": [0.1, 1.0]}, num_samples=100)
-    >>> samples["beta"].shape          # (len(grid), num_samples, p)
-    (2, 100, 3)
-    >>> samples.stats["converged"].all()
+    >>> import jax, jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+    >>> def ridge(X, y=None, *, lam=1.0):
+    ...     beta = numpyro.sample("beta", dist.Normal(0, 1 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
+    ...     numpyro.deterministic("norm", jnp.sqrt(jnp.sum(beta**2)))
+    ...     with numpyro.plate("data", X.shape[0]):
+    ...         numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
+    >>> X = np.random.default_rng(0).normal(size=(20, 3)); y = X @ np.array([1.0, -1.0, 0.5])
+    >>> samples = exact_wbb(jax.random.key(1), ridge, X, y, hyper={"lam": [0.1, 1.0]}, num_samples=100,
+    ...                     progress_bar=False)
+    >>> samples["beta"].shape, samples["norm"].shape    # (len(grid), num_samples, *site shape)
+    ((2, 100, 3), (2, 100))
+    >>> bool(samples.stats["converged"].all())
     True
 """
 
@@ -26,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
-from wbbgen.hyper import grid_product
+from wbbgen.hyper import HyperDomain, grid_product
 from wbbgen.problem import Problem, check_differentiable, draw_bytes, draws, hyper_dict, loss, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.solver import SolverInfo, solve
@@ -156,11 +164,21 @@ def _log_likelihood_all(problem: Problem, thetas, values):
     return jax.vmap(jax.vmap(ll, in_axes=(0, None)))(thetas, values)
 
 
+@eqx.filter_jit
+def _deterministic_all(problem: Problem, thetas, values):
+    """The model's deterministic sites at flat draws ``(K, S, d)``: ``{site: (K, S, *shape)}``."""
+    data = problem.objective.data
+    det = lambda th, x: problem.objective.deterministic(th, hyper_dict(problem, x), data)  # noqa: E731
+    return jax.vmap(jax.vmap(det, in_axes=(0, None)))(thetas, values)
+
+
 def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
     """Constrain flat draws ``(K, S, d)`` and lay them out as :class:`WBBSamples`.
 
-    The jitted pieces are module-level ``filter_jit`` functions keyed on ``problem``, so
-    repeated calls with the same problem and shapes do not recompile."""
+    Latent sites are computed now; the model's deterministic sites, the per-observation log
+    likelihood and (when given as a function) ``stats`` on first access. The jitted pieces are
+    module-level ``filter_jit`` functions keyed on ``problem``, so repeated calls with the same
+    problem and shapes do not recompile."""
     objective = problem.objective
     hyper_shape = tuple(len(g) for g in grids.values())
     constrained = _constrain_all(problem, thetas, values)
@@ -171,12 +189,27 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
         return x.reshape(*hyper_shape, S, *x.shape[2:])
 
     samples = {k: shaped(constrained[k]) for k in objective.latent_shapes}
-    stats = {k: shaped(s) for k, s in stats.items()}
+    stats = stats if callable(stats) else {k: shaped(s) for k, s in stats.items()}
 
     def log_likelihood():
         return {k: shaped(x) for k, x in _log_likelihood_all(problem, thetas, values).items()}
 
-    return WBBSamples(samples, grids, stats, attrs, log_likelihood, objective.observed)
+    deterministic = None
+    if objective.deterministic is not None:
+
+        def deterministic():
+            return {k: shaped(x) for k, x in _deterministic_all(problem, thetas, values).items()}
+
+    return WBBSamples(
+        samples,
+        grids,
+        stats,
+        attrs,
+        log_likelihood,
+        objective.observed,
+        deterministic=deterministic,
+        deterministic_names=tuple(objective.deterministic_shapes),
+    )
 
 
 def _check_hyper_grid(hyper):
@@ -197,6 +230,7 @@ def exact_wbb(
     tol: float = 1e-3,
     max_steps: int | None = None,
     obs_plate: str | None = None,
+    static_args=(),
     progress_bar: bool = True,
     **kwargs,
 ) -> WBBSamples:
@@ -217,11 +251,16 @@ def exact_wbb(
             ``"lbfgs"`` or ``"bfgs"``.
         tol: Newton decrement tolerance -- the distance to the optimum in posterior sd.
         max_steps: iteration cap per solve (default 100 Newton / 1000 quasi-Newton steps).
+        obs_plate: the plate that indexes observations, when an observed site sits in several.
+        static_args: names of data arguments the model needs as constants (it computes shapes
+            from their values, e.g. ``J = int(g.max()) + 1``); the observed data stay traced.
+        progress_bar: show a bar over the grid.
 
     Returns:
-        :class:`~wbbgen.samples.WBBSamples`; ``stats`` holds ``converged``, ``grad_norm``,
-        ``decrement``, ``num_steps`` and ``loss`` per draw. Unconverged draws raise a
-        :class:`ConvergenceWarning` with their count.
+        :class:`~wbbgen.samples.WBBSamples`: latent sites and, computed on first access, the
+        model's ``numpyro.deterministic`` sites, each ``(*grid lengths, num_samples, *shape)``;
+        ``stats`` holds ``converged``, ``grad_norm``, ``decrement``, ``num_steps`` and ``loss``
+        per draw. Unconverged draws raise a :class:`ConvergenceWarning` with their count.
     """
     rng_key = as_key(rng_key)
     num_samples = positive_int(num_samples, "num_samples")
@@ -230,9 +269,7 @@ def exact_wbb(
     if not tol > 0:
         raise ValueError(f"`tol` must be > 0, got {tol!r}.")
     names = _check_hyper_grid(hyper)
-    problem = make_problem(model, args, kwargs, names, weights, prior_weight, obs_plate)
-    from wbbgen.hyper import HyperDomain
-
+    problem = make_problem(model, args, kwargs, names, weights, prior_weight, obs_plate, static_args=static_args)
     # Grids without training domains: only their shape and finiteness are checked here; values
     # outside a hyperparameter's domain are named by the finite-density check in solve_path.
     unbounded = tuple(HyperDomain(n, None, False, 0.0, 1.0, -np.inf, np.inf) for n in names)

@@ -14,7 +14,8 @@ where ξ is the draw's prior randomness and R depends on the scheme:
   unconstrained space, R = log q_λ(θ − a), q_λ the prior density on the unconstrained space.
   For a Gaussian prior N(m, Σ) the optimiser's covariance is A⁻¹(XᵀWX-part + Σ⁻¹)A⁻¹ to first
   order, which matches the posterior's A⁻¹ (A the posterior precision); the ``random`` and
-  ``fixed`` schemes over- or under-disperse once the prior matters (RESEARCH.md §3).
+  ``fixed`` schemes over- or under-disperse once the prior matters (the random scheme's
+  penalty w₀Σ⁻¹ varies in scale, the fixed scheme's does not vary at all).
 
 The generator sees ξ through ``noise``: log w₀ for ``random``, nothing for ``fixed`` and the
 standardised anchor offset (≈ N(0, I) for Gaussian priors) for ``anchored``.
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from wbbgen.objective import Objective
+from wbbgen.model import Objective
 
 __all__ = ["PriorDraw", "PriorScheme", "prior_scheme", "weighted_loss", "SCHEMES"]
 

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from wbbgen.hyper import encode
-from wbbgen.objective import Objective
-from wbbgen.prior import PriorDraw, PriorScheme, weighted_loss
-from wbbgen.weights import WeightScheme
+from wbbgen.model import Objective, build_objective
+from wbbgen.prior import PriorDraw, PriorScheme, prior_scheme, weighted_loss
+from wbbgen.weights import WeightScheme, resolve_weights
 
 __all__ = [
     "Problem",
@@ -58,6 +58,7 @@ def hyper_dict(problem: Problem, values: jax.Array) -> dict[str, jax.Array]:
 
 
 def prior_draw(problem: Problem, rng_key, values, data) -> PriorDraw:
+    """The prior randomness ξ of one draw at hyperparameter values ``values (m,)``."""
     return problem.prior.sample(rng_key, problem.objective, hyper_dict(problem, values), data)
 
 
@@ -107,22 +108,46 @@ def objective_stats(problem: Problem, theta, v, draw, values, data):
     return f, jnp.max(jnp.abs(g))
 
 
-def make_problem(model, args, kwargs, hyper_names, weights, prior_weight, obs_plate=None, hyper_shapes=None) -> Problem:
-    """Build the :class:`Problem` for ``model(*args, **kwargs)`` (validates every input);
-    ``hyper_shapes`` declares array-valued hyperparameters (see :func:`hyper_dict`)."""
-    from wbbgen.objective import build_objective
-    from wbbgen.prior import prior_scheme
-    from wbbgen.weights import resolve_weights
+def make_problem(
+    model, args, kwargs, hyper_names, weights, prior_weight, obs_plate=None, hyper_shapes=None, static_args=()
+) -> Problem:
+    """Build the :class:`Problem` for ``model(*args, **kwargs)`` (validates every input).
 
+    Args:
+        model, args, kwargs, obs_plate, static_args: as :func:`wbbgen.model.build_objective`.
+        hyper_names: the hyperparameters' keyword names.
+        weights: a weight scheme name, a :class:`~wbbgen.weights.WeightScheme` or ``n -> WeightScheme``,
+            for the n observations of the objective (rows whose every observation is masked are not
+            among them).
+        prior_weight: ``"anchored"``, ``"random"`` or ``"fixed"``.
+        hyper_shapes: declares array-valued hyperparameters (see :func:`hyper_dict`).
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+        >>> def mean(y, *, lam=1.0):
+        ...     mu = numpyro.sample("mu", dist.Normal(0.0, 1 / jnp.sqrt(lam)))
+        ...     with numpyro.plate("data", y.shape[0]):
+        ...         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+        >>> problem = make_problem(mean, (np.zeros(6),), {}, ("lam",), "exponential", "anchored")
+        >>> problem.weights.num_obs, problem.prior.name
+        (6, 'anchored')
+    """
     scheme = prior_scheme(prior_weight)
     init = None if hyper_shapes is None else {n: np.ones(sh) for n, sh in zip(hyper_names, hyper_shapes)}
-    objective = build_objective(model, args, kwargs, hyper_names, obs_plate, hyper_init=init)
+    objective = build_objective(model, args, kwargs, hyper_names, obs_plate, hyper_init=init, static_args=static_args)
+    kept = objective.kept_rows
+    if kept is not None and isinstance(weights, WeightScheme) and weights.num_obs == kept.size != objective.num_obs:
+        raise ValueError(
+            f"`weights` was built for {kept.size} observations, but {kept.size - objective.num_obs} rows have every "
+            f"observation masked and are not weighted: build the scheme for the {objective.num_obs} observed rows "
+            "(Objective.kept_rows says which)."
+        )
     shapes = None if hyper_shapes is None else tuple(tuple(int(k) for k in sh) for sh in hyper_shapes)
     return Problem(objective, resolve_weights(weights, objective.num_obs), scheme, tuple(hyper_names), shapes)
 
 
 def check_differentiable(problem: Problem, values) -> None:
-    """Refuse a model whose log density cannot be optimised by gradients (issue 7).
+    """Refuse a model whose log density cannot be optimised by gradients.
 
     At hyperparameter ``values`` (m,) (skipped when the log density is not finite there: the
     pilot and the exact solver name such values):

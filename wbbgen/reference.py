@@ -38,7 +38,7 @@ import numpy as np
 
 from wbbgen._data import FrozenStatic, argument_names, split_data, static_spec
 from wbbgen.convert import build_inference_data
-from wbbgen.model.numpyro_model import TRACING_ERRORS, prepare_data
+from wbbgen.model.inputs import TRACING_ERRORS, prepare_data
 
 __all__ = ["nuts_reference", "ReferenceDiagnosticsWarning"]
 

@@ -1,9 +1,20 @@
 """`WBBSamples`: draws over a hyperparameter grid, as a dict of arrays plus diagnostics.
 
 ``samples[site]`` has shape ``(K₁, …, K_m, num_samples, *site_shape)`` -- one axis per
-hyperparameter (outer product of the grids), then the draws -- in the constrained space,
-latent sites only. :func:`wbbgen.exact_wbb` and :meth:`wbbgen.AmortizedWBB.get_samples` both
-return this type, so they can be compared directly.
+hyperparameter (outer product of the grids), then the draws -- in the constrained space: the
+latent sites, and the model's ``numpyro.deterministic`` sites, which are computed on first
+access (``samples["a"]``, iterating over the values, or ``to_inference_data``), so drawing
+stays as fast as for the latent sites alone. :func:`wbbgen.exact_wbb` and
+:meth:`wbbgen.AmortizedWBB.get_samples` both return this type, so they can be compared directly.
+
+Example:
+    >>> import numpy as np
+    >>> s = WBBSamples({"mu": np.zeros((2, 5))}, {"lam": [0.1, 1.0]}, {}, {},
+    ...                deterministic=lambda: {"mu2": np.ones((2, 5))}, deterministic_names=("mu2",))
+    >>> list(s), s.num_samples
+    (['mu', 'mu2'], 5)
+    >>> s["mu2"].shape    # computed now
+    (2, 5)
 """
 
 from __future__ import annotations
@@ -11,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from wbbgen.convert import build_inference_data
 
 __all__ = ["WBBSamples"]
 
@@ -25,6 +38,15 @@ class WBBSamples(dict):
             May be given as a function returning that dict: it is then computed on first
             access (generator draws: the statistics cost more than the draws themselves).
         attrs: how the draws were made (weights, prior scheme, method, settings).
+
+    Args:
+        samples: ``{site: (K₁, …, K_m, num_samples, *shape)}`` of the latent sites.
+        hyper, stats, attrs: as the attributes.
+        log_likelihood: ``() -> {obs_site: (K…, S, n)}``, for ``to_inference_data``.
+        observed: ``{obs_site: values}``, InferenceData's ``observed_data``.
+        deterministic: ``() -> {site: (K…, S, *shape)}``, the deterministic sites, called on
+            the first access to any of them (or to ``keys``/``values``/``items``).
+        deterministic_names: their names (listed before they are computed).
     """
 
     def __init__(
@@ -35,6 +57,8 @@ class WBBSamples(dict):
         attrs,
         log_likelihood: Callable | None = None,
         observed=None,
+        deterministic: Callable[[], Mapping] | None = None,
+        deterministic_names: tuple[str, ...] = (),
     ):
         super().__init__(samples)
         self.hyper = dict(hyper)
@@ -42,6 +66,56 @@ class WBBSamples(dict):
         self.attrs = dict(attrs)
         self._log_likelihood = log_likelihood
         self._observed = dict(observed or {})
+        self._pending = deterministic
+        self._pending_names = tuple(deterministic_names) if deterministic is not None else ()
+
+    # -- deterministic sites, computed on first access --------------------------------------
+
+    def _materialise(self):
+        if self._pending is not None:
+            compute, self._pending, self._pending_names = self._pending, None, ()
+            for k, v in compute().items():
+                dict.__setitem__(self, k, v)
+
+    def __missing__(self, key):
+        if key in self._pending_names:
+            self._materialise()
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or key in self._pending_names
+
+    def __iter__(self):
+        yield from dict.__iter__(self)
+        yield from self._pending_names
+
+    def __len__(self):
+        return dict.__len__(self) + len(self._pending_names)
+
+    def get(self, key, default=None):
+        """``self[key]`` if the site exists, else ``default``."""
+        return self[key] if key in self else default
+
+    def keys(self):
+        """The site names (deterministic sites computed first)."""
+        self._materialise()
+        return dict.keys(self)
+
+    def values(self):
+        """The site arrays (deterministic sites computed first)."""
+        self._materialise()
+        return dict.values(self)
+
+    def items(self):
+        """``(site, array)`` pairs (deterministic sites computed first)."""
+        self._materialise()
+        return dict.items(self)
+
+    def copy(self) -> dict:
+        """A plain dict of every site (deterministic sites computed)."""
+        self._materialise()
+        return dict.copy(self)
 
     @property
     def stats(self) -> dict:
@@ -57,13 +131,11 @@ class WBBSamples(dict):
     @property
     def num_samples(self) -> int:
         """Draws per grid point."""
-        return next(iter(self.values())).shape[len(self.hyper)]
+        return next(iter(dict.values(self))).shape[len(self.hyper)]
 
     def to_inference_data(self, log_likelihood: bool = True):
         """ArviZ InferenceData with dims ``(chain=1, draw, *hyper, *site)`` (see
         :mod:`wbbgen.convert`); ``log_likelihood`` per observation when asked for."""
-        from wbbgen.convert import build_inference_data
-
         m = len(self.hyper)
 
         def layout(x):  # (K..., S, *rest) -> (1, S, K..., *rest)
@@ -84,6 +156,7 @@ class WBBSamples(dict):
         )
 
     def __repr__(self):
-        shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in self.items())
+        shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in dict.items(self))
+        shapes += "".join(f", {k}: (on access)" for k in self._pending_names)
         grids = ", ".join(f"{k}[{len(g)}]" for k, g in self.hyper.items())
         return f"WBBSamples({shapes}; hyper {grids}; {self.attrs.get('method', '')})"
