@@ -406,10 +406,10 @@ class AmortizedWBB:
         num_samples: int = 500,
         prefer: str = "larger",
     ):
-        """Evaluate a criterion over a grid and choose (:func:`wbbgen.tuning.tune`): returns a
-        :class:`~wbbgen.tuning.TuneResult` with ``best``, ``best_1se``, ``curve`` and ``plot()``.
+        """Evaluate a criterion over a grid and choose (:func:`wbbgen.tuning.tune`): a
+        :class:`~wbbgen.tuning.TuneResult` (``best``, ``best_1se``, ``curve``, ``plot()``).
 
-        Example (``infer``, ``result`` as in the module example; ``X_val, y_val`` held out)::
+        Example (as in the module example)::
 
             tuned = infer.tune(key, result, criterion=wbbgen.heldout_log_density(X_val, y_val), hyper={"lam": grid})
         """
@@ -435,7 +435,6 @@ class AmortizedWBB:
 
 
 forward_options(AmortizedWBB)  # every option keyword stays readable as an attribute
-
 
 _STEPS = weakref.WeakKeyDictionary()
 
