@@ -10,6 +10,7 @@ The one place that decides it, for the objective, the tuning criteria and the NU
   their concrete values, so it may compute shapes from them (``J = int(g.max()) + 1``).
 
 Example:
+    >>> from wbbgen._data import split_data, static_spec
     >>> import numpy as np
     >>> dynamic, static = split_data((np.ones(3), 2), {"g": np.arange(3)}, static=static_spec(
     ...     (np.ones(3), 2), {"g": np.arange(3)}, static_args=("g",)))

@@ -141,6 +141,7 @@ def summarize(cal: xr.Dataset):
         ``pandas.DataFrame`` indexed by the hyper dims.
 
     Example:
+        >>> from wbbgen.calibration import summarize
         >>> import numpy as np, xarray as xr
         >>> rows = {"sd_ratio": [1.0, 1.0, 0.5], "mean_shift": [0.0, 0.0, 0.3], "coverage_50": [0.5, 0.5, 0.3],
         ...         "coverage_90": [0.9, 0.9, 0.69], "wasserstein": [0.0, 0.0, 0.4]}

@@ -79,6 +79,7 @@ def build_inference_data(
         ``arviz.InferenceData`` (arviz 0.x) or ``xarray.DataTree`` (arviz 1.x).
 
     Example:
+        >>> from wbbgen.convert import build_inference_data
         >>> import numpy as np
         >>> idata = build_inference_data({"b": np.zeros((1, 5, 3, 2))}, {"lam": np.array([.1, 1., 10.])})
         >>> idata.posterior["b"].sel(lam=1.0).shape

@@ -6,6 +6,7 @@ For each draw j (weights wⱼ, prior randomness ξⱼ) and each grid value λₖ
 (λ is a traced argument). Every draw reports whether it converged.
 
 Example:
+    >>> from wbbgen import exact_wbb
     >>> import jax, jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
     >>> def ridge(X, y=None, *, lam=1.0):
     ...     beta = numpyro.sample("beta", dist.Normal(0, 1 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))

@@ -123,6 +123,7 @@ def make_problem(
         hyper_shapes: declares array-valued hyperparameters (see :func:`hyper_dict`).
 
     Example:
+        >>> from wbbgen.problem import make_problem
         >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
         >>> def mean(y, *, lam=1.0):
         ...     mu = numpyro.sample("mu", dist.Normal(0.0, 1 / jnp.sqrt(lam)))

@@ -8,6 +8,7 @@ stays as fast as for the latent sites alone. :func:`wbbgen.exact_wbb` and
 :meth:`wbbgen.AmortizedWBB.get_samples` both return this type, so they can be compared directly.
 
 Example:
+    >>> from wbbgen.samples import WBBSamples
     >>> import numpy as np
     >>> s = WBBSamples({"mu": np.zeros((2, 5))}, {"lam": [0.1, 1.0]}, {}, {},
     ...                deterministic=lambda: {"mu2": np.ones((2, 5))}, deterministic_names=("mu2",))

@@ -32,6 +32,7 @@ Modules: :mod:`~wbbgen.model.base` (the types), :mod:`~wbbgen.model.sites` (read
 :mod:`~wbbgen.model.objective` (:func:`build_objective`).
 
 Example:
+    >>> from wbbgen.model import build_objective
     >>> import jax, jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
     >>> def ridge(X, y=None, *, lam=1.0):
     ...     b = numpyro.sample("b", dist.Normal(0, 1 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))

@@ -72,6 +72,7 @@ class FunctionModel(NamedTuple):
         sample_prior: ``(rng_key, **hyper) -> theta``; needed by ``prior_weight="anchored"``.
 
     Example:
+        >>> from wbbgen.model.base import FunctionModel
         >>> import jax, jax.numpy as jnp
         >>> fm = FunctionModel(lambda th, X, y: -0.5 * (y - X @ th["b"]) ** 2,
         ...                    lambda th, lam: -0.5 * lam * jnp.sum(th["b"] ** 2),

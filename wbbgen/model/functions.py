@@ -33,6 +33,8 @@ def from_functions(fm: FunctionModel, args, kwargs, hyper_names, static_args=())
     """The :class:`Objective` of a :class:`FunctionModel` with data ``args`` (positional only).
 
     Example:
+        >>> from wbbgen.model import FunctionModel
+        >>> from wbbgen.model.functions import from_functions
         >>> import jax, jax.numpy as jnp
         >>> fm = FunctionModel(lambda th, y: -0.5 * (y - th) ** 2, lambda th, lam: -0.5 * lam * th**2, jnp.zeros(()))
         >>> obj = from_functions(fm, (jnp.arange(3.0),), {}, ("lam",))

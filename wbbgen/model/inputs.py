@@ -40,6 +40,7 @@ def prepare_data(model, args, kwargs, hyper):
     floating dtypes and for observed values of any other non-array type.
 
     Example:
+        >>> from wbbgen.model.inputs import prepare_data
         >>> import numpyro, numpyro.distributions as dist
         >>> def model(y, *, lam=1.0):
         ...     mu = numpyro.sample("mu", dist.Normal(0.0, 1.0 / lam))

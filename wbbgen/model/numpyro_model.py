@@ -360,6 +360,7 @@ def from_numpyro(model, args, kwargs, hyper_names, obs_plate=None, hyper_init=No
         static_args: names of arguments to close over as constants.
 
     Example:
+        >>> from wbbgen.model.numpyro_model import from_numpyro
         >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
         >>> def model(y, mask, *, lam=1.0):
         ...     mu = numpyro.sample("mu", dist.Normal(0.0, 1.0 / jnp.sqrt(lam)))

@@ -27,6 +27,7 @@ def build_objective(
             shapes from their values, e.g. ``J = int(g.max()) + 1``); never the observed data.
 
     Example:
+        >>> from wbbgen.model import build_objective
         >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
         >>> def groups(g, y, *, lam=1.0):
         ...     a = numpyro.sample("a", dist.Normal(0, 1 / jnp.sqrt(lam)).expand([int(g.max()) + 1]).to_event(1))

@@ -46,6 +46,7 @@ def newton_mode(logq, v0, diag: bool):
         ``(mode, curvature at the mode, grad)``, ``grad`` the gradient function of ``logq``.
 
     Example:
+        >>> from wbbgen.model.priors import newton_mode
         >>> import jax.numpy as jnp
         >>> mode, curv, _ = newton_mode(lambda v: -jnp.sum((v - 3.0) ** 2), jnp.zeros(2), True)
         >>> mode.tolist(), curv.tolist()
@@ -121,6 +122,7 @@ def unconstrained_mode(fn):
     curvature ∂²log q there (used to place and standardise anchors).
 
     Example:
+        >>> from wbbgen.model.priors import unconstrained_mode
         >>> import numpyro.distributions as dist
         >>> mode, curv = unconstrained_mode(dist.HalfNormal(2.0))   # u = log σ
         >>> round(float(mode), 4)   # log 2: q(u) ∝ exp(−e^{2u}/8) e^u peaks at σ = 2
