@@ -10,8 +10,13 @@ from wbbgen.training import FidelityWarning
 
 def test_demo_smoke(tmp_path, capsys):
     """The smoke demo trains for a few hundred steps only: its fidelity guard must say so."""
-    with pytest.warns(FidelityWarning, match="outside the fidelity band"):
+    with pytest.warns(FidelityWarning) as record:
         assert main(["demo", "--smoke", "--out", str(tmp_path)]) == 0
+    messages = [str(w.message) for w in record]
+    assert any("outside the fidelity band" in m for m in messages), messages
+    # Draws near a flagged value are refined by Newton steps; an under-trained generator may
+    # leave some of them short of the optimum, and get_samples says so rather than staying quiet.
+    assert all("fidelity" in m or "refine" in m for m in messages), messages
     out = capsys.readouterr().out
     assert "selected λ" in out and "Fidelity" in out
     for name in ["posterior.nc", "regularisation_path.png", "validation_curve.png", "summary.json"]:
