@@ -26,6 +26,17 @@ def trained(data):
     return infer, result
 
 
+@pytest.fixture(scope="module")
+def quick(data):
+    """A short run (no fidelity check) for the tests of layout, refusals and warm starts:
+    they need a trained result, not an accurate one."""
+    X, y = (a.astype(jnp.float32) for a in data)
+    infer = AmortizedWBB(ridge, hyper=HYPER, fidelity_samples=0)
+    result = infer.run(jax.random.key(1), X, y, num_steps=300, progress_bar=False)
+    return infer, result
+
+
+@pytest.mark.slow
 def test_generator_matches_exact_wbb_on_ridge(trained, data):
     """Generator vs exact WBB on the *same* weights and anchors (same key), 5 λ spread over
     the middle 80 % of the log-range (the fidelity at the very edges is reported in
@@ -50,8 +61,8 @@ def test_generator_matches_exact_wbb_on_ridge(trained, data):
     assert result.fidelity["sd_ratio_median"].shape == (5,)
 
 
-def test_layout_and_inference_data(trained):
-    infer, result = trained
+def test_layout_and_inference_data(quick):
+    infer, result = quick
     grid = np.array([0.1, 1.0, 10.0, 100.0])
     s = infer.get_samples(jax.random.key(3), result, hyper={"lam": grid}, num_samples=20)
     assert set(s) == {"beta"} and s["beta"].shape == (4, 20, P)
@@ -67,17 +78,17 @@ def test_layout_and_inference_data(trained):
     groups = set(lean.children) if arviz_major() >= 1 else set(lean.groups())  # DataTree / InferenceData
     assert groups == {"posterior", "observed_data", "sample_stats"}
     np.testing.assert_array_equal(lean.posterior["beta"].values, idata.posterior["beta"].values)
-    assert len(result.losses) == 6000 and np.all(np.isfinite(result.losses))
+    assert len(result.losses) == 300 and np.all(np.isfinite(result.losses))
 
 
-def test_extrapolation_warns_with_distance(trained):
-    infer, result = trained
+def test_extrapolation_warns_with_distance(quick):
+    infer, result = quick
     with pytest.warns(ExtrapolationWarning, match=r"100000 \(2 decades outside\)"):
         infer.get_samples(jax.random.key(6), result, hyper={"lam": [1.0, 1e5]}, num_samples=4)
 
 
-def test_result_from_another_model_is_refused(trained):
-    _, result = trained
+def test_result_from_another_model_is_refused(quick):
+    _, result = quick
 
     def other(X, y=None, *, lam=1.0):
         ridge(X, y, lam=lam)
@@ -106,9 +117,9 @@ def test_bad_constructor_input(kwargs, match):
         AmortizedWBB(ridge, **kwargs)
 
 
-def test_bad_run_input(data, trained):
+def test_bad_run_input(data, quick):
     X, y = data
-    infer, result = trained
+    infer, result = quick
     with pytest.raises(ValueError, match="`num_steps` must be a positive integer"):
         infer.run(jax.random.key(0), X, y, num_steps=0)
     with pytest.raises(ValueError, match="not a keyword argument of the model"):
@@ -124,7 +135,7 @@ def test_bad_run_input(data, trained):
         infer.get_samples(jax.random.key(0), result, hyper={"mu": [1.0]}, num_samples=2)
 
 
-def test_warm_start_from_another_run(data, trained):
+def test_warm_start_from_another_run(data, quick):
     """``init_generator``: with a zero learning rate the run returns the given generator
     unchanged (no pilot solves, no new initialisation); a generator of another shape, or
     something that is not a run's result, is refused by name."""
@@ -132,7 +143,7 @@ def test_warm_start_from_another_run(data, trained):
     import optax
 
     X, y = (a.astype(jnp.float32) for a in data)
-    infer, result = trained
+    infer, result = quick
     frozen = AmortizedWBB(ridge, hyper=HYPER, optimizer=optax.sgd(0.0), fidelity_samples=0)
     again = frozen.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
     assert again.diagnostics["warm_started"] and "pilot_s" not in again.diagnostics
@@ -152,6 +163,7 @@ def test_warm_start_from_another_run(data, trained):
         other_range.run(jax.random.key(7), X, y, num_steps=3, progress_bar=False, init_generator=result)
 
 
+@pytest.mark.slow
 def test_pilot_max_steps_reaches_the_pilot_solves():
     """A cap of one iteration reaches every pilot solve of a logistic model (which needs
     several Newton steps uncapped); a capped pilot gives no cost model."""

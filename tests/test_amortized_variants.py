@@ -59,9 +59,12 @@ def test_nonfinite_training_stops_with_last_finite_generator(data):
     [
         {"generator": "linear"},
         {"mode": "supervised", "num_targets": 256},
-        {"weights": lambda n: __import__("wbbgen").weights.block(n, 10, rng_key=jax.random.key(3))},
-        {"prior_weight": "random"},
-        {"prior_weight": "fixed"},
+        pytest.param(
+            {"weights": lambda n: __import__("wbbgen").weights.block(n, 10, rng_key=jax.random.key(3))},
+            marks=pytest.mark.slow,
+        ),
+        pytest.param({"prior_weight": "random"}, marks=pytest.mark.slow),
+        pytest.param({"prior_weight": "fixed"}, marks=pytest.mark.slow),
     ],
     ids=["linear", "supervised", "block-weights", "random-prior", "fixed-prior"],
 )
@@ -79,6 +82,7 @@ def test_variants_train_and_sample(data, options):
     assert s.attrs["prior_weight"] == options.get("prior_weight", "anchored")
 
 
+@pytest.mark.slow
 def test_discrete_choice_round_trips(data):
     """A Choice hyperparameter (Student-t df of the prior) trains with a continuous one and
     comes back as its own dimension in samples and InferenceData; values outside the choices

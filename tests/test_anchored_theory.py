@@ -20,6 +20,7 @@ def ridge(X, y=None, *, lam=1.0):
 
 
 @pytest.mark.parametrize("k", range(len(GRID)), ids=[f"lam={g:g}" for g in GRID])
+@pytest.mark.slow
 def test_anchored_ridge_matches_first_order_theory(k):
     r"""Posterior N(m, A⁻¹), A = XᵀX + λI (σ = 1). Anchored draw: θ = (XᵀWX + λI)⁻¹(XᵀWy + λθ₀),
     θ₀ ~ N(0, I/λ). To first order in (w − 1) and θ₀, θ − m = A⁻¹(Σᵢ(wᵢ − 1) rᵢ xᵢ + λθ₀) with

@@ -68,6 +68,7 @@ def _check_trace(run, budget):
 
 
 @pytest.mark.parametrize("method, fits", [("grid", 40), ("random", 80), ("tpe", 40), ("gp-bo", 16)])
+@pytest.mark.slow
 def test_exact_tuners_find_the_validation_optimum(task, lam_star, method, fits):
     budget = Budget(fits=fits)
     run = run_method(task, method, budget, seed=0)

@@ -50,6 +50,7 @@ ROW_KEYS = {
 }
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
     """``--smoke`` end to end in a subprocess (float32, as users run it). JAX compilation
     dominates at smoke size; a persistent compilation cache in pytest's cache directory makes

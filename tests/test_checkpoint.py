@@ -134,6 +134,7 @@ def resumed(data, tmp_path_factory):
     return SimpleNamespace(reference=reference, result=result, dir=d)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_bit_identical(resumed):
     ref, res = resumed.reference, resumed.result
     # Training continued from the checkpoint's state, without repeating the pilot.

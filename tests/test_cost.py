@@ -50,6 +50,7 @@ def test_exact_never_dearer_per_pair_means_no_crossover():
     assert "pays from ≈ never" in format_cost(est)
 
 
+@pytest.mark.slow
 def test_run_reports_and_logs_the_estimate(caplog):
     """A run's ``result.cost`` is built from its own measurements (plan as asked, positive
     times, the cheaper route consistent with them) and logged on the "wbbgen" logger."""

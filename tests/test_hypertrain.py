@@ -100,6 +100,7 @@ def test_one_hyperparameter_reaches_the_validation_optimum(split):
     assert abs(np.log10(lam_hat / lam_star)) <= 0.25, (lam_hat, lam_star)
 
 
+@pytest.mark.slow
 def test_hyper_prior_keeps_lambda_near_its_start(split):
     """With a tight hyper-prior (τ = 0.05 in log λ) û cannot stray more than a few τ from u₀
     = 0 whatever the validation data say: the penalty's gradient (u − u₀)/(τ² ñ) = 2 per unit

@@ -169,6 +169,7 @@ def test_top_level_save_and_load_are_wbbgen_io(saved, data, tmp_path):
     assert _leaves_equal(loaded.generator, result.generator)
 
 
+@pytest.mark.slow
 def test_format_1_settings_still_load(saved, data, tmp_path):
     """A file whose header holds the generator options as a repr string (format version 1)
     loads from the model alone and against the AmortizedWBB, with the same draws."""
@@ -249,6 +250,7 @@ def test_unrebuildable_settings_ask_for_the_amortized_wbb(saved, data, tmp_path)
         wio.load(other, ridge, X, y)
 
 
+@pytest.mark.slow
 def test_block_weights_are_rebuilt_from_their_name(data, tmp_path):
     """``weights="block"`` is saved as ``block(S, exponential)`` and loads from the model alone;
     a block scheme with another shuffle is refused by its layout."""

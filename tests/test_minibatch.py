@@ -35,6 +35,7 @@ def _logistic_data():
 @pytest.mark.parametrize(
     "weights", ["exponential", lambda n: W.block(n, 10, rng_key=jax.random.key(1))], ids=["exponential", "block"]
 )
+@pytest.mark.slow
 def test_minibatch_estimate_is_unbiased_with_the_closed_form_variance(weights):
     r"""L̂ = (n/B) Σ_b x_{I_b} − R with I_b iid uniform and xᵢ = wᵢ(−ℓᵢ(θ)): over M = 4000
     minibatches (B = 8 of n = 60 rows, fixed θ, w, ξ, λ),

@@ -222,6 +222,7 @@ def test_lists_and_pandas_become_arrays(data):
         np.testing.assert_allclose(obj.log_likelihood(theta, H, obj.data)["y"], want, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_nuts_reference_static_args_and_deterministic_sites(groups):
     """nuts_reference takes the same static_args and returns deterministic sites in its
     posterior (a = μ + τz exactly, draw by draw)."""
@@ -262,3 +263,38 @@ def test_obs_mask_sigma_matches_nuts_on_the_masked_model():
         ref = nuts_reference(jax.random.key(1), masked, X, y, mask, hyper={"lam": [1.0]}, progress_bar=False)
     ratio = float(np.std(s["sigma"]) / ref.posterior["sigma"].std())
     assert 0.8 < ratio < 1.25, ratio
+
+
+def test_amortized_wbb_static_args_train_save_and_load(groups, tmp_path):
+    """AmortizedWBB(static_args=...) traces the model with g closed over; the saved file
+    records the names, so loading with the bare model rebuilds them and gives the same draws."""
+    import wbbgen
+    from wbbgen import AmortizedWBB
+
+    g, y = groups
+    infer = AmortizedWBB(
+        noncentred, hyper={"lam": dist.LogUniform(0.5, 2.0)}, static_args="g", num_pilot=2,
+        fidelity_samples=0, batch_size=8, generator_options={"width": 8, "depth": 1},
+    )  # fmt: skip
+    assert infer.static_args == ("g",)
+    result = infer.run(jax.random.key(0), g, y, num_steps=10, progress_bar=False)
+    assert result.config["static_args"] == "g"
+    s = infer.get_samples(jax.random.key(1), result, hyper={"lam": [1.0]}, num_samples=4)
+    assert s["a"].shape == (1, 4, 4)
+    wbbgen.save(tmp_path / "g.wbb", result)
+    loaded = wbbgen.load(tmp_path / "g.wbb", noncentred, g, y)
+    again = infer.get_samples(jax.random.key(1), loaded, hyper={"lam": [1.0]}, num_samples=4)
+    np.testing.assert_array_equal(again["z"], s["z"])
+    with pytest.raises(TypeError, match="`static_args` must name arguments by string"):
+        AmortizedWBB(noncentred, hyper={"lam": dist.LogUniform(0.5, 2.0)}, static_args=[0])
+
+
+def test_heldout_criterion_refuses_masked_validation_rows(data):
+    """Validation data with obs_mask would be scored row by row, masked rows included: refused,
+    naming obs_mask and the fix."""
+    from wbbgen.predictive import log_predictive
+
+    X, y, mask = data
+    s = exact_wbb(jax.random.key(0), masked, X, y, mask, hyper={"lam": [1.0]}, num_samples=4, progress_bar=False)
+    with pytest.raises(ValueError, match=r"masks observations \(`obs_mask=`.*Pass only the observed"):
+        log_predictive(masked, s, X, y, mask)

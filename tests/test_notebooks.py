@@ -32,6 +32,7 @@ def test_notebooks_exist():
 
 
 @pytest.mark.parametrize("path", runner.notebooks(), ids=lambda p: p.name)
+@pytest.mark.slow
 def test_notebook_runs_in_smoke_size(path, request, monkeypatch):
     from nbclient.exceptions import CellExecutionError
 

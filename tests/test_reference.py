@@ -29,6 +29,7 @@ def exact_posterior(y, lam, m0=0.0):
     return (lam * m0 + y.sum()) / prec, 1.0 / np.sqrt(prec)
 
 
+@pytest.mark.slow
 def test_conjugate_normal_matches_analytic_posterior():
     """Posterior mean and sd at each λ within Monte Carlo error of the closed form.
 
@@ -100,6 +101,7 @@ def test_one_compilation_for_the_grid():
     assert run([0.5, 5.0, 50.0, 500.0], "map", 2) == 0
 
 
+@pytest.mark.slow
 def test_vmap_traces_do_not_grow_with_the_grid():
     """grid_method="vmap": same length, no retrace; a longer grid retraces as often as the first."""
     run = counting_model()

@@ -98,6 +98,7 @@ def _run(script: str) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_device():
     """The training core (trainer + run_loop, minibatched criterion) on a mesh of 2 draws ×
     2 data devices against one device: same losses and parameters within rtol 1e-9; the

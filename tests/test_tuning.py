@@ -176,6 +176,7 @@ def _compiles(caplog, name: str) -> int:
     return sum(1 for r in caplog.records if pattern.match(r.getMessage()))
 
 
+@pytest.mark.slow
 def test_gradient_search_finds_the_grid_optimum(problem, trained, caplog):
     """Gradient ascent through the generator and a fine grid of the same criterion, with the
     same generator and the same number of draws, agree to within one step of a 41-point
@@ -225,7 +226,12 @@ def test_gradient_search_finds_the_grid_optimum(problem, trained, caplog):
 
 
 @pytest.mark.parametrize(
-    "fold_seed, num_blocks, prior_weight", [(None, None, "anchored"), (11, None, "anchored"), (None, 8, "fixed")]
+    "fold_seed, num_blocks, prior_weight",
+    [
+        (None, None, "anchored"),
+        pytest.param(11, None, "anchored", marks=pytest.mark.slow),
+        pytest.param(None, 8, "fixed", marks=pytest.mark.slow),
+    ],
 )
 def test_exact_kfold_equals_refitting_on_kept_rows(problem, fold_seed, num_blocks, prior_weight):
     """Deleting a fold by zero weights is refitting on the kept rows: per draw and fold,
@@ -298,6 +304,7 @@ def test_kfold_through_the_generator(trained):
         fold_masks(N, 1, jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_kfold_on_the_folds_the_generator_was_trained_to_delete(problem):
     """``AmortizedWBB(cv_folds=K)``: training draws delete the K folds, kfold_cv defaults to
     them (the same values as passing them explicitly), and other folds warn."""

@@ -37,6 +37,7 @@ __all__ = [
     "static_part",
     "same_static",
     "static_spec",
+    "static_names",
     "argument_names",
     "as_arrays",
     "array_from",
@@ -63,6 +64,22 @@ def argument_names(fn: Callable, num_args: int, skip: int = 0) -> tuple[str | No
     return tuple(names) + (None,) * (num_args - len(names))
 
 
+def static_names(static_args) -> tuple[str, ...]:
+    """``static_args`` as a tuple of names (one name may be given as a string).
+
+    >>> from wbbgen._data import static_names
+    >>> static_names("g"), static_names(["g", "J"]), static_names(None)
+    (('g',), ('g', 'J'), ())
+    """
+    if static_args is None:
+        return ()
+    names = (static_args,) if isinstance(static_args, str) else tuple(static_args)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"`static_args` must name arguments by string (e.g. static_args=('g',)), got {bad!r}.")
+    return names
+
+
 def static_spec(args, kwargs, static_args: Iterable[str] = (), names: Sequence[str | None] | None = None):
     """The filter of :func:`split_data` with the arguments named in ``static_args`` static.
 
@@ -76,7 +93,7 @@ def static_spec(args, kwargs, static_args: Iterable[str] = (), names: Sequence[s
         ``((f₀, f₁, …), {key: f})``, a prefix of ``(args, kwargs)``: ``False`` for a static
         argument, else :func:`equinox.is_array` (its arrays traced).
     """
-    static_args = (static_args,) if isinstance(static_args, str) else tuple(static_args)
+    static_args = static_names(static_args)
     names = tuple(names) if names is not None else (None,) * len(args)
     known = {n for n in names if n is not None} | set(kwargs)
     for name in static_args:

@@ -236,6 +236,7 @@ def local_hypertrain(
     weights="exponential",
     prior_weight: str = "anchored",
     obs_plate: str | None = None,
+    static_args=(),
     time_budget: float | None = None,
     num_eval_samples: int = 32,
     progress_bar: bool = True,
@@ -262,6 +263,7 @@ def local_hypertrain(
         num_pilot: exact WBB draws at the initial λ that set the generator's output scale
             (0: unit scale around the prior median).
         width, depth: the generator's MLP (:class:`~wbbgen.generator.MLPGenerator`).
+        weights, prior_weight, obs_plate, static_args: as in :func:`~wbbgen.exact_wbb`.
         time_budget: stop after the first chunk that ends past this many seconds.
         num_eval_samples: draws for the recorded predictive losses.
     """
@@ -280,14 +282,20 @@ def local_hypertrain(
             )
         init_values[name] = a
     shapes = tuple(a.shape for a in init_values.values())
-    problem = make_problem(model, args, kwargs, names, weights, prior_weight, obs_plate, hyper_shapes=shapes)
+    problem = make_problem(
+        model, args, kwargs, names, weights, prior_weight, obs_plate, hyper_shapes=shapes, static_args=static_args
+    )
     objective = problem.objective
     dtype = objective.init_params.dtype
     init_hyper = {n: np.ones(s) for n, s in zip(names, shapes)}
-    val = build_objective(model, val_args, dict(val_kwargs or {}), names, obs_plate, hyper_init=init_hyper)
+    val = build_objective(
+        model, val_args, dict(val_kwargs or {}), names, obs_plate, hyper_init=init_hyper, static_args=static_args
+    )
     test = None
     if test_args is not None:
-        test = build_objective(model, test_args, dict(test_kwargs or {}), names, obs_plate, hyper_init=init_hyper)
+        test = build_objective(
+            model, test_args, dict(test_kwargs or {}), names, obs_plate, hyper_init=init_hyper, static_args=static_args
+        )
     for label, other in (("validation", val), ("test", test)):
         if other is not None and other.num_params != objective.num_params:
             raise ValueError(

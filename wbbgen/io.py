@@ -126,6 +126,7 @@ def save(path, result) -> None:
             type(result.generator), _generator_options(result.config), problem, result.domains
         ),
         "generator_kind": generator_kind(type(result.generator)),
+        "static_args": [n for n in str(result.config.get("static_args", "")).split(",") if n],
         "config": jsonable(result.config),
         "diagnostics": jsonable(result.diagnostics),
         "fidelity": jsonable(result.fidelity) if result.fidelity is not None else None,
@@ -176,7 +177,14 @@ def load(path, infer_or_model, *args, **kwargs) -> WBBRunResult:
     else:
         infer = _rebuild_infer(infer_or_model, header, path)
     problem = make_problem(
-        infer.model, args, kwargs, infer.hyper_names, infer.weights, infer.prior_weight, infer.obs_plate
+        infer.model,
+        args,
+        kwargs,
+        infer.hyper_names,
+        infer.weights,
+        infer.prior_weight,
+        infer.obs_plate,
+        static_args=infer.static_args,
     )
     objective = problem.objective
     where = f"saved generator {os.fspath(path)!r}"
@@ -265,5 +273,11 @@ def _rebuild_infer(model, header: Mapping, path) -> AmortizedWBB:
             "wbbgen.load(path, AmortizedWBB(model, hyper=..., ...), *data)."
         )
     return AmortizedWBB(
-        model, hyper=hyper, weights=weights, prior_weight=s["prior_weight"], generator=kind, generator_options=options
+        model,
+        hyper=hyper,
+        weights=weights,
+        prior_weight=s["prior_weight"],
+        generator=kind,
+        generator_options=options,
+        static_args=header.get("static_args", ()),
     )

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wbbgen._data import per_row, take_rows
 from wbbgen.problem import Problem, hyper_dict
 from wbbgen.weights import take_weights
 
@@ -52,19 +53,14 @@ __all__ = ["row_mask", "sample_rows", "take_rows", "minibatch_loss", "check_mini
 
 
 def row_mask(problem: Problem):
-    """A tree like the model's data: True for arrays indexed by observation (leading axis n)."""
-    n = problem.objective.num_obs
-    return jax.tree_util.tree_map(lambda x: bool(jnp.ndim(x) >= 1 and jnp.shape(x)[0] == n), problem.objective.data)
+    """A tree like the model's data: True for arrays indexed by observation (leading axis n,
+    :func:`wbbgen._data.per_row`)."""
+    return per_row(problem.objective.data, problem.objective.num_obs)
 
 
 def sample_rows(rng_key, num_obs: int, batch_size: int):
     """``batch_size`` row indices uniform on {0, …, n − 1}, with replacement: ``(B,)`` int32."""
     return jax.random.randint(rng_key, (batch_size,), 0, num_obs, dtype=jnp.int32)
-
-
-def take_rows(data, mask, idx):
-    """The data restricted to rows ``idx``: per-observation arrays gathered, others whole."""
-    return jax.tree_util.tree_map(lambda x, m: jnp.take(x, idx, axis=0) if m else x, data, mask)
 
 
 def minibatch_loss(problem: Problem, theta, v, draw, values, data, batch_data, idx):

@@ -215,8 +215,9 @@ class Options(NamedTuple):
     pilot: PilotOptions
     check: CheckOptions
 
-    def config(self, problem: Problem, domains, num_steps: int) -> dict:
-        """The settings a run records (``result.config``, InferenceData attrs)."""
+    def config(self, problem: Problem, domains, num_steps: int, static_args=()) -> dict:
+        """The settings a run records (``result.config``, InferenceData attrs; ``static_args``
+        comma-joined, recorded when set)."""
         t = self.training
         return {
             "method": f"amortized ({t.mode})",
@@ -229,7 +230,15 @@ class Options(NamedTuple):
             "num_steps": num_steps,
             "hyper_support": repr({d.name: (d.low, d.high) for d in domains}),
             "model": problem.objective.signature["model"],
-        } | {k: v for k, v in (("cv_folds", t.cv_folds), ("pilot_max_steps", self.pilot.max_steps)) if v is not None}
+        } | {
+            k: v
+            for k, v in (
+                ("cv_folds", t.cv_folds),
+                ("pilot_max_steps", self.pilot.max_steps),
+                ("static_args", ",".join(static_args) or None),
+            )
+            if v is not None
+        }
 
 
 # AmortizedWBB's keyword -> (option group, field): each stays readable as an attribute.

@@ -23,6 +23,7 @@ from jax.scipy.special import logsumexp
 from numpyro import handlers
 from numpyro.infer.util import log_likelihood
 
+from wbbgen.model.sites import held_sites
 from wbbgen.samples import WBBSamples
 
 __all__ = ["log_predictive", "mean_log_predictive", "lppd"]
@@ -104,6 +105,13 @@ def _check_observed(model, sites, args, kwargs, hyper) -> None:
     """Refuse new data with which the model samples a site that has no value: neither
     observed nor among the draws' latent ``sites``. Runs while tracing (once per compilation)."""
     tr = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs, **hyper)
+    held = sorted(held_sites(tr))
+    if held:
+        raise ValueError(
+            f"with these data the model masks observations (`obs_mask=`, latent {', '.join(map(repr, held))}): "
+            "a predictive criterion scores every new observation it is given. Pass only the observed "
+            "validation rows (e.g. heldout_log_density(X_val[m], y_val[m]) with obs_mask=None)."
+        )
     free = [
         name for name, site in tr.items() if site["type"] == "sample" and not site["is_observed"] and name not in sites
     ]

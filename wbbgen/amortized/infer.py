@@ -33,6 +33,7 @@ import numpy as np
 
 from wbbgen import sharding
 from wbbgen._checks import as_key, nonnegative_int, positive_int
+from wbbgen._data import static_names
 from wbbgen.amortized.result import WBBRunResult, WBBTraining
 from wbbgen.amortized.resume import check_warm_start, checkpoint_callback, plan_checkpoints, restore_checkpoint
 from wbbgen.amortized.sampling import generator_samples
@@ -115,6 +116,7 @@ class AmortizedWBB:
             ``(values, draws per value)`` you plan to evaluate, for the cost model
             (``result.cost``): :class:`~wbbgen.options.CheckOptions`.
         obs_plate: the plate that indexes observations, when an observed site sits in several.
+        static_args: data arguments the model needs as constants (``J = int(g.max()) + 1``).
         devices: train data-parallel (:mod:`wbbgen.sharding`): None (default device), ``"all"``,
             an int, a list of devices, or a :class:`jax.sharding.Mesh` with axes ``("draws",)``
             or ``("draws", "data")``.
@@ -146,12 +148,14 @@ class AmortizedWBB:
         num_pilot_samples: int | None = None,
         pilot_max_steps: int | None = None,
         cv_folds: int | None = None,
+        static_args=(),
     ):
         self.model = model
         self.domains = make_domains(hyper)
         self.hyper = dict(hyper)
         prior_scheme(prior_weight)  # validates the name
         self.weights, self.prior_weight, self.obs_plate = weights, prior_weight, obs_plate
+        self.static_args = static_names(static_args)  # names, checked against the data by run()
         self.options = Options(
             GeneratorOptions(generator, generator_options or {}),
             TrainingOptions(
@@ -213,15 +217,9 @@ class AmortizedWBB:
         if checkpoint_dir is not None:
             callbacks.append(checkpoint_callback(self, training, rng_key, checkpoint_dir, checkpoint_every))
         loop = run_loop(
-            training.trainer.step,
-            training.state,
-            training.rng_key,
-            training.data,
-            num_steps=num_steps,
-            chunk_size=self.chunk_size,
-            callbacks=callbacks,
-            mesh=self.mesh,
-        )
+            training.trainer.step, training.state, training.rng_key, training.data, num_steps=num_steps,
+            chunk_size=self.chunk_size, callbacks=callbacks, mesh=self.mesh,
+        )  # fmt: skip
         result = self._result(training, loop, cost.estimate)
         if checkpoint_dir is not None:
             result.diagnostics["resumed_from_step"] = step if saved is not None else None
@@ -236,9 +234,8 @@ class AmortizedWBB:
         — a state to resume), the generator is built and the trainer made.
         Returns a :class:`WBBTraining` for :meth:`update` or :func:`wbbgen.training.run_loop`."""
         rng_key, num_steps = as_key(rng_key), positive_int(num_steps, "num_steps")
-        problem = make_problem(
-            self.model, args, kwargs, self.hyper_names, self.weights, self.prior_weight, self.obs_plate
-        )
+        problem = make_problem(self.model, args, kwargs, self.hyper_names, self.weights, self.prior_weight,
+                               self.obs_plate, static_args=self.static_args)  # fmt: skip
         centre = [float(decode(d, 0.0)) if d.choices is None else d.choices[0] for d in self.domains]
         if checkpoint is None:  # a resumed run was checked when it started
             check_differentiable(problem, centre)
@@ -318,7 +315,7 @@ class AmortizedWBB:
         problem = training.problem
         return WBBRunResult(
             gen, losses, None, diagnostics, problem, self.domains, training.model_args, training.model_kwargs,
-            self.options.config(problem, self.domains, training.num_steps), cost,
+            self.options.config(problem, self.domains, training.num_steps, self.static_args), cost,
         )  # fmt: skip
 
     def _check(self, result: WBBRunResult, rng_key, stopped: bool) -> WBBRunResult:
@@ -385,10 +382,8 @@ class AmortizedWBB:
         check_grid(result.domains, grids, "get_samples", stacklevel=3)
         values = jnp.asarray(mesh.reshape(-1, len(grids)), result.problem.objective.init_params.dtype)
         near = near_flagged(result.fidelity, result.domains, np.asarray(values))
-        if refine is None:
-            samples = generator_samples(result, rng_key, grids, values, num_samples, AUTO_REFINE, where=near)
-        else:
-            samples = generator_samples(result, rng_key, grids, values, num_samples, nonnegative_int(refine, "refine"))
+        steps, where = (AUTO_REFINE, near) if refine is None else (nonnegative_int(refine, "refine"), None)
+        samples = generator_samples(result, rng_key, grids, values, num_samples, steps, where=where)
         if near.any():
             dec = samples.stats.get("decrement")
             dec = None if dec is None else dec.reshape(len(values), -1)[near]

@@ -37,7 +37,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn
 
 from wbbgen._checks import is_array
-from wbbgen._data import argument_names, per_row, split_data, static_spec, take_rows
+from wbbgen._data import argument_names, per_row, split_data, static_names, static_spec, take_rows
 from wbbgen.model.base import Objective, check_hyper_names
 from wbbgen.model.inputs import TRACING_ERRORS, init_trace, prepare_data
 from wbbgen.model.priors import improper, site_anchor, site_logq
@@ -372,7 +372,7 @@ def from_numpyro(model, args, kwargs, hyper_names, obs_plate=None, hyper_init=No
         (3, ('y_observed',), [True, False, True, True], {'mu2': ()})
     """
     check_hyper_names(model, hyper_names)
-    static_args = (static_args,) if isinstance(static_args, str) else tuple(static_args or ())
+    static_args = static_names(static_args)
     clash = set(static_args) & set(hyper_names)
     if clash:
         raise ValueError(f"{sorted(clash)} are named both in `static_args` and in `hyper`; hyperparameters are traced.")

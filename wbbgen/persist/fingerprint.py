@@ -353,7 +353,13 @@ def describe_settings(infer, problem) -> dict:
         "on_nonfinite": infer.on_nonfinite,
         "obs_plate": infer.obs_plate,
     } | {  # recorded only when set, so checkpoints written before they were recorded still resume
-        k: v for k, v in (("data_batch_size", infer.data_batch_size), ("cv_folds", infer.cv_folds)) if v is not None
+        k: v
+        for k, v in (
+            ("data_batch_size", infer.data_batch_size),
+            ("cv_folds", infer.cv_folds),
+            ("static_args", list(infer.static_args) or None),
+        )
+        if v is not None
     }
 
 

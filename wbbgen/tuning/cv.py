@@ -122,6 +122,7 @@ def exact_kfold_cv(
     weights="exponential",
     prior_weight: str = "anchored",
     obs_plate: str | None = None,
+    static_args=(),
     **kwargs,
 ) -> tuple[xr.Dataset, np.ndarray]:
     """:func:`kfold_cv` by exact WBB solves instead of the generator: the reference.
@@ -139,7 +140,7 @@ def exact_kfold_cv(
         num_folds: folds K; rows (or blocks) are shuffled into K folds of near-equal size.
         num_samples: WBB draws per fold and grid point.
         fold_key: the key that shuffles rows into folds (default ``key(CV_FOLD_SEED)``).
-        weights, prior_weight, obs_plate: as in :func:`~wbbgen.exact_wbb`.
+        weights, prior_weight, obs_plate, static_args: as in :func:`~wbbgen.exact_wbb`.
 
     Returns:
         ``(curve, values)``: the curve (mean, sd and quantiles over the draws) and the
@@ -153,7 +154,9 @@ def exact_kfold_cv(
         ...                    num_samples=8)  # doctest: +SKIP
         >>> exact["mean"].values, mine["mean"].values  # the same folds and draws  # doctest: +SKIP
     """
-    base = resolve_weights(weights, build_objective(model, args, kwargs, tuple(hyper), obs_plate).num_obs)
+    base = resolve_weights(
+        weights, build_objective(model, args, kwargs, tuple(hyper), obs_plate, static_args=static_args).num_obs
+    )
     masks = fold_masks(base.num_weights, num_folds, resolve_fold_key(fold_key))
     total = 0.0
     for k, mask in enumerate(masks):
@@ -167,6 +170,7 @@ def exact_kfold_cv(
             weights=scheme,
             prior_weight=prior_weight,
             obs_plate=obs_plate,
+            static_args=static_args,
             progress_bar=False,
             **kwargs,
         )

@@ -125,7 +125,7 @@ def gradient_search(
             "gradient_search follows gradients of continuous hyperparameters; for discrete (Choice) "
             "ones use tune() over a grid of their values."
         )
-    val = build_objective(infer.model, args, kwargs, names, infer.obs_plate)
+    val = build_objective(infer.model, args, kwargs, names, infer.obs_plate, static_args=infer.static_args)
     _check_validation(val, problem.objective)
     # The training objective's likelihood evaluates new data of the same layout (its data are
     # an argument) and, unlike `val`'s, is the same function at every call: the compiled
