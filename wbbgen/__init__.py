@@ -17,6 +17,7 @@ from wbbgen.io import FileFormatError, MismatchError, load, save
 from wbbgen.model import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
 from wbbgen.predictive import log_predictive, lppd, mean_log_predictive
+from wbbgen.posterior_check import PosteriorCheckWarning
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
 from wbbgen.training import NonFiniteTrainingError, format_fidelity
@@ -70,6 +71,7 @@ __all__ = [
     "format_fidelity",
     "ConvergenceWarning",
     "ExtrapolationWarning",
+    "PosteriorCheckWarning",
     "NonFiniteTrainingError",
     "save",
     "load",

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
 from wbbgen.hyper import HyperDomain, grid_product
+from wbbgen.posterior_check import posterior_check, warn_posterior_check
 from wbbgen.problem import Problem, check_differentiable, draw_bytes, draws, hyper_dict, loss, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.solver import SolverInfo, solve
@@ -201,6 +202,15 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
         def deterministic():
             return {k: shaped(x) for k, x in _deterministic_all(problem, thetas, values).items()}
 
+    def check(rng_key, num_draws, warn):
+        def constrain(th):
+            return {k: shaped(x) for k, x in _constrain_all(problem, th, values).items() if k in samples}
+
+        out = posterior_check(rng_key, problem, thetas, values, constrain, num_draws).reshaped(hyper_shape)
+        if warn:  # the user's frame: WBBSamples.posterior_check -> check -> warn_posterior_check
+            warn_posterior_check(out, grids, stacklevel=4)
+        return out
+
     return WBBSamples(
         samples,
         grids,
@@ -210,6 +220,7 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
         objective.observed,
         deterministic=deterministic,
         deterministic_names=tuple(objective.deterministic_shapes),
+        check=check,
     )
 
 

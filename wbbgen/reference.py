@@ -339,6 +339,8 @@ def _warn_diagnostics(idata, names, sites=None) -> None:
     import arviz as az
 
     post = idata.posterior
+    if hasattr(post, "to_dataset"):  # arviz 1.x: a DataTree node
+        post = post.to_dataset()
     if sites is not None:
         post = post.drop_vars([v for v in post.data_vars if v not in sites])
     with warnings.catch_warnings():  # constant draws make ArviZ warn; they show as NaN

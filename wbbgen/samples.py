@@ -48,6 +48,8 @@ class WBBSamples(dict):
         deterministic: ``() -> {site: (K…, S, *shape)}``, the deterministic sites, called on
             the first access to any of them (or to ``keys``/``values``/``items``).
         deterministic_names: their names (listed before they are computed).
+        check: ``(rng_key, num_draws, warn) -> PosteriorCheck`` shaped like the grid, for
+            :meth:`posterior_check`.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class WBBSamples(dict):
         observed=None,
         deterministic: Callable[[], Mapping] | None = None,
         deterministic_names: tuple[str, ...] = (),
+        check: Callable | None = None,
     ):
         super().__init__(samples)
         self.hyper = dict(hyper)
@@ -69,6 +72,7 @@ class WBBSamples(dict):
         self._observed = dict(observed or {})
         self._pending = deterministic
         self._pending_names = tuple(deterministic_names) if deterministic is not None else ()
+        self._check = check
 
     # -- deterministic sites, computed on first access --------------------------------------
 
@@ -128,6 +132,20 @@ class WBBSamples(dict):
     @stats.setter
     def stats(self, value):
         self._stats = value if callable(value) else dict(value)
+
+    def posterior_check(self, rng_key, num_draws: int = 4000, warn: bool = True):
+        """Pareto k̂ per grid value of importance weights from a Gaussian fitted to these draws
+        toward the model's posterior (:mod:`wbbgen.posterior_check`): a
+        :class:`~wbbgen.posterior_check.PosteriorCheck` with arrays shaped like the grid and
+        ``reweighted`` draws in this layout. Warns (``PosteriorCheckWarning``), naming the
+        values, where k̂ > 0.7. The result is also put in ``stats["pareto_k"]`` (one value per
+        grid point, repeated over the draws) so that InferenceData's ``sample_stats`` carry it."""
+        if self._check is None:
+            raise ValueError("these draws were not made from a wbbgen problem; the posterior check needs one.")
+        check = self._check(rng_key, int(num_draws), bool(warn))
+        shape = check.k_hat.shape
+        self.stats["pareto_k"] = np.broadcast_to(check.k_hat[..., None], (*shape, self.num_samples)).copy()
+        return check
 
     @property
     def num_samples(self) -> int:

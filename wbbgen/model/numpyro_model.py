@@ -197,6 +197,11 @@ def _objective(model, st: _Structure, hyper0, kept_rows=None) -> Objective:
         _, tr = model_trace(theta, hyper, data)
         return sum(jnp.sum(tr[k]["fn"].log_prob(tr[k]["value"])) for k in latent) + factor_terms(tr)
 
+    def log_jacobian(theta, hyper, data):
+        _, tr = model_trace(theta, hyper, data)
+        u = unravel(theta)
+        return sum(jnp.sum(biject_to(tr[k]["fn"].support).log_abs_det_jacobian(u[k], tr[k]["value"])) for k in latent)
+
     def log_prior_anchored(theta, shift, hyper, data):
         _, tr = model_trace(theta, hyper, data)
         u, s = unravel(theta), unravel(shift)
@@ -253,6 +258,7 @@ def _objective(model, st: _Structure, hyper0, kept_rows=None) -> Objective:
         deterministic=deterministic if names else None,
         deterministic_shapes=dict(st.deterministic),
         kept_rows=kept_rows,
+        log_jacobian=log_jacobian,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -61,9 +62,36 @@ __all__ = [
     "generator_kind",
     "sampling_settings",
     "describe_settings",
+    "same_json",
     "compare_dicts",
     "describe_model_difference",
 ]
+
+# Floats recorded in settings (a LogUniform's log-bounds, a domain's centre) are computed by
+# jax.numpy, whose last bits differ across jax versions: 2.302585092994046 then
+# 2.3025850929940455 for log(10). Settings agree when their floats agree to these tolerances.
+REL_TOL = 1e-9
+ABS_TOL = 1e-12
+
+
+def same_json(a, b) -> bool:
+    """Whether two JSON values agree, floats within ``REL_TOL``/``ABS_TOL`` (see above).
+
+    >>> from wbbgen.persist.fingerprint import same_json
+    >>> same_json({"x": [2.302585092994046]}, {"x": [2.3025850929940455]})
+    True
+    >>> same_json({"x": 1.0}, {"x": 1.001})
+    False
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) == set(b) and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def versions() -> dict:
@@ -274,7 +302,7 @@ def rebuild_distribution(desc: Mapping):
             d = attempt()
         except Exception:  # noqa: BLE001 - any failure means "cannot rebuild from the name"
             continue
-        if describe_distribution(d) == dict(desc):
+        if same_json(describe_distribution(d), dict(desc)):
             return d
     return None
 
@@ -374,7 +402,7 @@ def compare_dicts(saved: Mapping, current: Mapping, keys=None) -> list[str]:
     out = []
     for k in keys:
         a, b = saved.get(k, "<absent>"), current.get(k, "<absent>")
-        if a != b:
+        if not same_json(a, b):
             out.append(f"{k}: saved {_brief(a)}, now {_brief(b)}")
     return out
 
