@@ -132,7 +132,7 @@ def test_minibatch_training_reaches_exact_wbb_on_ridge():
     The minibatch criterion has the same expectation as the full one (test above), so its
     minimiser is the exact WBB optimiser; what remains is the optimisation error, which the
     minibatch gradient noise (√(n/B) ≈ 1.4 posterior sd per step and draw) makes larger for
-    the same number of steps. Budget: an approximation budget, as in tests/test_amortized.py,
+    the same number of steps. Budget: an approximation budget, as in tests/amortized/test_amortized.py,
     but looser -- with 4× that test's steps, sd within 7.5 % and means within 0.1 sd (1.5× and
     2× the full-data budget). It was set from one measured run, not derived: this run gave
     0.057 and 0.068 where full data at 6,000 steps gives 0.010 and 0.031. What the test guards

@@ -234,7 +234,7 @@ def x64_runs(float32_data):
 def test_exact_wbb_same_key_same_bits(x64_runs):
     """Two calls with the same key: identical draws and diagnostics, bit for bit (and the
     draws do differ from one another, so the equality is not that of constants). Training
-    across processes: tests/test_checkpoint.py, whose first losses come from a killed
+    across processes: tests/persist/test_checkpoint.py, whose first losses come from a killed
     subprocess; get_samples across AmortizedWBB instances: tests/test_io.py."""
     a, b = x64_runs
     np.testing.assert_array_equal(a["beta"], b["beta"])

@@ -16,8 +16,8 @@ from wbbgen.hypertrain import local_hypertrain
 from wbbgen.io import FileFormatError, MismatchError, load, save
 from wbbgen.model import FunctionModel
 from wbbgen.plots import plot_curve, plot_path
-from wbbgen.predictive import log_predictive, lppd, mean_log_predictive
 from wbbgen.posterior_check import PosteriorCheckWarning
+from wbbgen.predictive import log_predictive, lppd, mean_log_predictive
 from wbbgen.reference import ReferenceDiagnosticsWarning, nuts_reference
 from wbbgen.samples import WBBSamples
 from wbbgen.training import NonFiniteTrainingError, format_fidelity

@@ -86,7 +86,7 @@ def _start_child(checkpoint_dir):
     tests = os.path.dirname(os.path.abspath(__file__))
     code = (
         "import jax; jax.config.update('jax_enable_x64', True)\n"
-        f"import sys; sys.path.insert(0, {tests!r})\n"
+        f"import sys; sys.path[:0] = [{tests!r}, {os.path.dirname(tests)!r}]\n"
         f"import test_checkpoint; test_checkpoint.child({os.fspath(checkpoint_dir)!r})\n"
     )
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

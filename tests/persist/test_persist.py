@@ -19,7 +19,7 @@ SAVED = FIXTURES / "ridge-756df79.wbb"
 
 
 def fixture_infer():
-    """The AmortizedWBB the fixture was trained with (tests/fixtures/, main 756df79)."""
+    """The AmortizedWBB the fixture was trained with (tests/persist/fixtures/, main 756df79)."""
     return AmortizedWBB(
         wbbgen.models.ridge,
         hyper={"lam": dist.LogUniform(1e-1, 1e1)},

@@ -92,7 +92,7 @@ def test_render_only_reads_the_published_results(tmp_path, capsys):
     import shutil
     from pathlib import Path
 
-    published = Path(__file__).resolve().parents[1] / "docs" / "_static" / "perf" / "perf.json"
+    published = Path(__file__).resolve().parents[2] / "docs" / "_static" / "perf" / "perf.json"
     shutil.copy(published, tmp_path / "perf.json")
     main(["bench", "perf", "--render-only", "--out", str(tmp_path)])
     table = (tmp_path / "perf.md").read_text()
