@@ -71,16 +71,16 @@ def test_log_posterior_is_numpyros_unconstrained_density():
 def test_k_hat_passes_the_posterior_and_flags_a_narrow_proposal(y):
     problem = make_problem(mean_model, (y,), {}, ("lam",), "exponential", "anchored")
     values = jnp.asarray(LAMS[:, None])
-    exact = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 1.0), values, lambda t: {}, M)
+    exact = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 1.0), values, M)
     assert np.all(exact.k_hat < 0.7), exact.k_hat
     assert np.all(exact.ess > 0.5), exact.ess  # q ≈ p: most draws count
-    narrow = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 0.2), values, lambda t: {}, M)
+    narrow = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 0.2), values, M)
     assert np.all(narrow.k_hat > 0.7), narrow.k_hat
 
 
 def test_k_hat_not_available_when_the_covariance_cannot_be_fitted(y):
     problem = make_problem(mean_model, (y,), {}, ("lam",), "exponential", "anchored")
-    check = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 1.0, S=3), LAMS[:, None], None)
+    check = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 1.0, S=3), LAMS[:, None])
     assert np.all(np.isnan(check.k_hat)) and check.reweighted is None
     assert "2 parameters for 3 draws" in check.reason
 
@@ -104,6 +104,19 @@ def test_exact_wbb_fixed_prior_weight_flagged_where_the_prior_dominates(y):
     check = anchored.posterior_check(jax.random.key(4), num_draws=M)
     assert np.all(check.k_hat < 0.7), check.k_hat
     # the reweighted draws of q have the posterior's sd (1/√(λ + n)) within MC error
+    assert check.reweighted.attrs["reweighted"].startswith("posterior_check")
+    assert check.reweighted.to_inference_data().posterior["mu"].shape == (1, 400, 2, 2)
     sd = check.reweighted["mu"].std(axis=-2)  # (K, 2)
     target = 1 / np.sqrt(np.array(hyper["lam"]) + N)
     np.testing.assert_allclose(sd, np.broadcast_to(target[:, None], sd.shape), rtol=4 / np.sqrt(2 * 400))
+
+
+def test_collapsed_draws_are_flagged_without_numeric_warnings(y):
+    """Every draw at one point (the fixed scheme's failure on hierarchical models): the fitted
+    covariance is zero, no draw of q has a finite weight; k̂ = inf, ESS 0, flagged."""
+    problem = make_problem(mean_model, (y,), {}, ("lam",), "exponential", "anchored")
+    thetas = exact_posterior_draws(y, 1.0)
+    thetas[1] = thetas[1, :1]  # λ = 10: all 400 draws equal
+    check = posterior_check(jax.random.key(0), problem, thetas, LAMS[:, None], 4000)
+    assert check.k_hat[1] == np.inf and check.ess[1] == 0
+    assert np.all(check.k_hat[[0, 2]] < 0.7), check.k_hat

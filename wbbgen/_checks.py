@@ -38,16 +38,21 @@ def is_array(x) -> bool:
     return isinstance(x, (np.ndarray, np.generic, jax.Array))
 
 
-def jsonable(x):
+def jsonable(x, fallback=None):
     """numpy scalars/arrays, tuples and mappings -> Python floats, lists and dicts (JSON);
-    NaN and inf stay floats (``json`` writes and reads them back)."""
+    NaN and inf stay floats (``json`` writes and reads them back). Any other leaf is returned
+    as is, or as ``fallback(leaf)`` when given (e.g. ``repr``, for a report that must dump)."""
     from collections.abc import Mapping
 
     if isinstance(x, Mapping):
-        return {str(k): jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v, fallback) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
+        return [jsonable(v, fallback) for v in x]
     if is_array(x):
         a = np.asarray(x)
+        if fallback is not None and a.dtype.kind not in "fiub":
+            return fallback(x)
         return a.tolist() if a.ndim else a.item()
+    if fallback is not None and not (x is None or isinstance(x, (str, bool, int, float))):
+        return fallback(x)
     return x

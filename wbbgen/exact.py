@@ -203,10 +203,10 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
             return {k: shaped(x) for k, x in _deterministic_all(problem, thetas, values).items()}
 
     def check(rng_key, num_draws, warn):
-        def constrain(th):
-            return {k: shaped(x) for k, x in _constrain_all(problem, th, values).items() if k in samples}
-
-        out = posterior_check(rng_key, problem, thetas, values, constrain, num_draws).reshaped(hyper_shape)
+        out = posterior_check(rng_key, problem, thetas, values, num_draws).reshaped(hyper_shape)
+        if out.reweighted is not None:
+            attrs_rw = {**attrs, "reweighted": "posterior_check (importance resampling of a Gaussian fit)"}
+            out = out._replace(reweighted=samples_from_thetas(problem, out.reweighted, values, grids, {}, attrs_rw))
         if warn:  # the user's frame: WBBSamples.posterior_check -> check -> warn_posterior_check
             warn_posterior_check(out, grids, stacklevel=4)
         return out

@@ -22,6 +22,9 @@ replace calibration against MCMC.
 The estimate is noisy: with the default M = 4000 draws of q, k̂ has sd ≈ 0.13 near k = 0.9
 (≈ 0.075 at M = 20,000), measured on the Gaussian case above, where its mean matches 1 − r².
 
+A collapsed draw set (a coordinate without spread, e.g. every draw at the joint mode) is not
+a posterior: its k̂ is reported as inf (flagged) and its ESS as 0.
+
 Where the dimension d is too large for a fitted covariance (d ≥ num_samples / 2, or
 d > ``MAX_DIM``, e.g. a neural net), k̂ is not available and reported as NaN with the reason.
 
@@ -39,7 +42,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -67,14 +70,15 @@ class PosteriorCheck(NamedTuple):
         k_hat: Pareto k̂ of the importance weights (NaN where not available).
         ess: effective sample size of the smoothed weights, as a fraction of ``num_draws``.
         reason: why k̂ is not available (None when it is).
-        reweighted: the draws of q resampled by their smoothed weights, ``{site: (K…, S, …)}``
-            in the constrained space (None where k̂ is not available), as ``samples``.
+        reweighted: the draws of q resampled by their smoothed weights (S per grid value), in
+            the layout of the checked draws: a :class:`~wbbgen.WBBSamples` from
+            :meth:`wbbgen.WBBSamples.posterior_check` (None where k̂ is not available).
     """
 
     k_hat: np.ndarray
     ess: np.ndarray
     reason: str | None
-    reweighted: dict | None
+    reweighted: Any
 
     def reshaped(self, shape: tuple) -> PosteriorCheck:
         """The same check with ``k_hat`` and ``ess`` shaped ``shape`` (the grid's)."""
@@ -138,18 +142,18 @@ def _psislw(log_weights: np.ndarray):
     return np.asarray(out), np.asarray(k)
 
 
-def posterior_check(rng_key, problem: Problem, thetas, values, constrain, num_draws: int = 4000) -> PosteriorCheck:
+def posterior_check(rng_key, problem: Problem, thetas, values, num_draws: int = 4000) -> PosteriorCheck:
     """Pareto k̂ of the WBB draws ``thetas (K, S, d)`` at ``values (K, m)`` (module docstring).
 
     Args:
         rng_key: a JAX PRNG key (q's draws and the resampling).
         problem: the :class:`~wbbgen.problem.Problem` the draws were made for.
         thetas, values: the flat unconstrained draws and their hyperparameter values.
-        constrain: ``(thetas (K, S, d)) -> {site: (K, S, ...)}``, for the reweighted draws.
         num_draws: M, draws from each fitted q.
 
     Returns:
-        a :class:`PosteriorCheck` with flat ``(K,)`` arrays.
+        a :class:`PosteriorCheck` with flat ``(K,)`` arrays; ``reweighted`` holds flat
+        ``(K, S, d)`` draws (:meth:`wbbgen.WBBSamples.posterior_check` lays them out).
     """
     thetas, values = jnp.asarray(thetas), jnp.asarray(values)
     K, S, d = thetas.shape
@@ -164,16 +168,25 @@ def posterior_check(rng_key, problem: Problem, thetas, values, constrain, num_dr
     draws, logw = _log_weights(problem, k_draws, thetas, values, int(num_draws))
     logw = np.asarray(logw, np.float64)
     logw = np.where(np.isfinite(logw), logw, -np.inf)
-    smoothed, k_hat = _psislw(logw)
+    # a collapsed draw set (a coordinate without spread, up to rounding: every draw at one
+    # point) is not a posterior; its q has no finite weight, or weights of tail index 1
+    th = np.asarray(thetas)
+    eps = np.finfo(th.dtype).eps
+    collapsed = np.any(th.std(1) <= 1e3 * eps * (np.abs(th.mean(1)) + eps), -1)
+    dead = collapsed | ~np.isfinite(logw).any(-1)
+    smoothed, k_hat = np.zeros_like(logw), np.full(K, np.inf)
+    if (~dead).any():
+        with np.errstate(invalid="ignore", divide="ignore"):  # -inf weights (zero density) are fine
+            smoothed[~dead], k_hat[~dead] = _psislw(logw[~dead])
     w = np.exp(smoothed - smoothed.max(-1, keepdims=True))
     w = w / w.sum(-1, keepdims=True)
-    ess = 1.0 / np.sum(w**2, -1) / num_draws
+    ess = np.where(dead, 0.0, 1.0 / np.sum(w**2, -1) / num_draws)
     picks = np.stack(
         [np.asarray(jax.random.choice(k, num_draws, (S,), p=jnp.asarray(wk))) for k, wk in zip(
             jax.random.split(k_pick, K), w)]
     )  # fmt: skip
     chosen = jnp.take_along_axis(draws, jnp.asarray(picks)[..., None], axis=1)
-    return PosteriorCheck(np.asarray(k_hat).reshape(K), ess, None, constrain(chosen))
+    return PosteriorCheck(np.asarray(k_hat).reshape(K), ess, None, chosen)
 
 
 def warn_posterior_check(check: PosteriorCheck, hyper: dict, stacklevel: int = 3) -> None:

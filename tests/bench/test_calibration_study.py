@@ -87,6 +87,8 @@ def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
                     assert row["sd_ratio"] > 0 and row["sd_ratio_mcse"] > 0
                     assert 0 <= row["coverage_90"] <= 1 and row["max_abs_mean_shift"] >= 0
                     assert isinstance(row["meets_target"], bool)
+                    # d ≤ 4 parameters for 64 draws: k̂ is available, the ESS a fraction of M
+                    assert row["pareto_k"] is not None and 0 < row["posterior_check_ess"] <= 1
                     assert len(row["per_param"]) == entry["info"]["p"] + (name != "ridge")
             assert len(per["generator_vs_exact"]) == len(grid) == len(per["first_order_sd_ratio"])
             assert all(0 <= c <= 1 for c in per["exact_converged"])
@@ -97,7 +99,7 @@ def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
     )
     assert (tmp_path / "sbc_ranks.png").stat().st_size > 0
     md = (tmp_path / "calibration.md").read_text()
-    assert "| data set |" in md and "Wall times" in md
+    assert "| data set |" in md and "Wall times" in md and "Posterior check" in md
     assert report["total_wall_s"] < elapsed
 
 

@@ -29,6 +29,7 @@ import traceback
 import jax
 import numpy as np
 
+from wbbgen._checks import jsonable
 from wbbgen.baselines.ariafar import ariafar
 from wbbgen.baselines.bo import gp_bo, tpe
 from wbbgen.baselines.generative import wbbgen_tuner
@@ -134,7 +135,7 @@ def run_method(task: Task, method: str, budget: Budget, seed: int = 0, cold: boo
         "gap": final["test_loss"] - own,
         "converged": final["converged"],
         "trace": res.trace,
-        "info": _jsonable(info),
+        "info": jsonable(info, fallback=repr),
     }
 
 
@@ -251,20 +252,3 @@ def plot_traces(runs: dict, path=None, task: Task | None = None, ax=None):
         ax.figure.savefig(path, dpi=120)
         plt.close(ax.figure)
     return ax
-
-
-def _jsonable(obj):
-    """Numpy and JAX values -> plain Python for ``json.dump``."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (str, bool, int, float)) or obj is None:
-        return obj
-    try:
-        arr = np.asarray(obj)
-    except Exception:  # noqa: BLE001
-        return repr(obj)
-    if arr.dtype.kind in "fiub":
-        return arr.tolist()
-    return repr(obj)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from wbbgen import plot_calibration
 from wbbgen.bench.calibration.data import SCHEMES
+from wbbgen.posterior_check import K_HAT_MAX
 
-__all__ = ["plot_problem", "markdown"]
+__all__ = ["plot_problem", "markdown", "flagged"]
 
 # ----------------------------------------------------------------------------- outputs
 
@@ -54,6 +55,41 @@ def _pm(x, se, digits=2):
     return f"{x:.{digits}f} ± {se:.{digits}f}" if se is not None else f"{x:.{digits}f}"
 
 
+def flagged(row: dict) -> bool:
+    """Whether the posterior check flags a cell (Pareto k̂ > 0.7)."""
+    return row.get("pareto_k") is not None and row["pareto_k"] > K_HAT_MAX
+
+
+def _posterior_check_lines(report: dict) -> list[str]:
+    """Misses of the target band against the posterior check's flags (k̂ > 0.7), per path."""
+    lines = [
+        "",
+        "## Posterior check (Pareto k̂ > 0.7) against the target band",
+        "",
+        "Per data set, scheme and path, over the λ grid: *missed*: cells outside the target band; "
+        "*flagged*: of those, cells with k̂ > 0.7; *silent*: missed and not flagged; *false alarms*: "
+        "inside the band and flagged. Then k̂ per λ.",
+        "",
+        "| data set | scheme | path | missed | flagged | silent | false alarms | k̂ per λ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in report["problems"].items():
+        for s in report["schemes"]:
+            for path in ("exact", "generator"):
+                rows = entry["schemes"][s][path]
+                if not any("pareto_k" in r for r in rows):
+                    continue
+                miss = [not r["meets_target"] for r in rows]
+                flag = [flagged(r) for r in rows]
+                ks = " ".join("n/a" if r.get("pareto_k") is None else f"{r['pareto_k']:.2f}" for r in rows)
+                lines.append(
+                    f"| {name} | {s} | {path} | {sum(miss)} | {sum(m and f for m, f in zip(miss, flag))} | "
+                    f"{sum(m and not f for m, f in zip(miss, flag))} | "
+                    f"{sum(f and not m for m, f in zip(miss, flag))} | {ks} |"
+                )
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The tables of ``calibration.md``."""
     lines = [
@@ -76,6 +112,7 @@ def markdown(report: dict) -> str:
                 rows = entry["schemes"][s][path]
                 cells.append(f"{sum(r['meets_target'] for r in rows)}/{len(rows)}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _posterior_check_lines(report)
     lines += [
         "",
         "## Per λ",

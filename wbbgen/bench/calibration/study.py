@@ -101,7 +101,7 @@ def run_problem(name: str, sizes: Sizes, schemes=SCHEMES, *, dtype=np.float32, s
     model, args, info = make_data(name, sizes, dtype)
     grid = np.asarray(sizes.grid, dtype)
     jargs = tuple(jnp.asarray(a) for a in args)
-    k_ref, k_draw, k_train = jax.random.split(jax.random.key(seed), 3)
+    k_ref, k_draw, k_train, k_check = jax.random.split(jax.random.key(seed), 4)
     timings = {}
 
     log(f"[{name}] reference ...")
@@ -176,6 +176,10 @@ def run_problem(name: str, sizes: Sizes, schemes=SCHEMES, *, dtype=np.float32, s
             )
             cals[scheme, path] = cal
             per[path] = [{"lam": float(lam), **summary_rows(cal, k)} for k, lam in enumerate(grid)]
+            check = record(f"{name}/{scheme}/{path}/posterior_check", draws.posterior_check, k_check, warn=False)
+            for row, k_hat, ess in zip(per[path], check.k_hat, check.ess, strict=True):
+                row["pareto_k"], row["posterior_check_ess"] = _f(k_hat), _f(ess)
+            per["posterior_check_reason"] = check.reason
         per["exact_converged"] = converged.tolist()
         per["first_order_sd_ratio"] = predicted(name, args, grid, scheme)
         per["generator_vs_exact"] = paired_fidelity(gen, exact)
