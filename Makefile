@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-py312 lint bench bench-hpo bench-hpo-smoke bench-smoke notebooks docs clean
+.PHONY: demo test test-pipeline test-slow test-py312 lint bench bench-hpo bench-hpo-smoke bench-smoke notebooks docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)  ## breast-cancer logistic regression over lambda in [1e-2, 1e3]
 
 test: $(STAMP)  ## the default suite (< 10 min on 2 cores)
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile
+
+test-pipeline: $(STAMP)  ## end-to-end runs: the README example, the demo, the how-to examples (CI)
+	$(BIN)/python -m pytest -q -m pipeline -n $(WORKERS) --dist loadfile
 
 test-slow: $(STAMP)  ## statistical and reference checks
 	$(BIN)/python -m pytest -q -m slow -n $(WORKERS) --dist loadfile

@@ -7,6 +7,8 @@ import pytest
 from wbbgen.cli import main
 from wbbgen.training import FidelityWarning
 
+pytestmark = pytest.mark.pipeline  # end to end: `make test-pipeline` (CI runs it)
+
 
 def test_demo_smoke(tmp_path, capsys):
     """The smoke demo trains for a few hundred steps only: its fidelity guard must say so."""

@@ -61,6 +61,7 @@ def test_exact_ridge_matches_the_float64_closed_form(data):
     assert worst <= TOL + np.sqrt(P) * 1e-4, worst
 
 
+@pytest.mark.pipeline
 def test_short_amortized_run_gives_finite_float32_draws(data):
     """A short AmortizedWBB run (pilot, 60 training steps) end to end in float32: finite
     losses, a float32 generator, and finite float32 draws over a λ grid."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.pipeline  # end to end: `make test-pipeline` (CI runs it)
+
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "howto" / "models.md"
 _BLOCK = re.compile(r"^## (?P<section>.+?)$|^```python\n(?P<code>.*?)^```$", re.M | re.S)
 

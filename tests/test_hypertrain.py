@@ -17,6 +17,7 @@ def per_weight_ridge(X, y=None, *, lam=1.0):
         numpyro.sample("y", dist.Normal(X @ beta, 1.0), obs=y)
 
 
+@pytest.mark.pipeline
 def test_thousand_hyperparameters_run_without_recompiling():
     """1,000 per-weight prior precisions (the site's shape comes from λ's shape): a few
     chunks of steps run on one compilation, û moves, the trace is finite and ordered."""

@@ -4,11 +4,14 @@ import re
 import warnings
 from pathlib import Path
 
+import pytest
+
 from wbbgen.training import FidelityWarning, check_fidelity
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.pipeline  # 3000 training steps: `make test-pipeline` (CI runs it)
 def test_readme_example_runs(capsys):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README.md has no python example"

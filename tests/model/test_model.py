@@ -265,6 +265,7 @@ def test_obs_mask_sigma_matches_nuts_on_the_masked_model():
     assert 0.8 < ratio < 1.25, ratio
 
 
+@pytest.mark.pipeline
 def test_amortized_wbb_static_args_train_save_and_load(groups, tmp_path):
     """AmortizedWBB(static_args=...) traces the model with g closed over; the saved file
     records the names, so loading with the bare model rebuilds them and gives the same draws."""

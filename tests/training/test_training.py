@@ -157,6 +157,7 @@ def test_fidelity_band_from_the_figures():
     assert "50% of the exact reference solves converged" in reasons[3][0]
 
 
+@pytest.mark.pipeline
 def test_guard_fires_on_an_undertrained_generator_and_refinement_repairs_it():
     """Twenty training steps: run() warns with the figures; get_samples(refine=0) warns that
     the draws are unrefined; the default refines them (ridge: Newton is exact in one step),
