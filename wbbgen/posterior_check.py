@@ -72,7 +72,9 @@ class PosteriorCheck(NamedTuple):
         reason: why k̂ is not available (None when it is).
         reweighted: the draws of q resampled by their smoothed weights (S per grid value), in
             the layout of the checked draws: a :class:`~wbbgen.WBBSamples` from
-            :meth:`wbbgen.WBBSamples.posterior_check` (None where k̂ is not available).
+            :meth:`wbbgen.WBBSamples.posterior_check` (None where k̂ is not available). They
+            are a sample of the posterior only where k̂ ≤ 0.7; elsewhere they are returned for
+            the layout and must not be used.
     """
 
     k_hat: np.ndarray

@@ -89,6 +89,7 @@ def test_smoke_run_writes_wellformed_outputs(tmp_path, request):
                     assert isinstance(row["meets_target"], bool)
                     # d ≤ 4 parameters for 64 draws: k̂ is available, the ESS a fraction of M
                     assert row["pareto_k"] is not None and 0 < row["posterior_check_ess"] <= 1
+                    assert row["posterior_check_flagged"] == (row["pareto_k"] > 0.7)
                     assert len(row["per_param"]) == entry["info"]["p"] + (name != "ridge")
             assert len(per["generator_vs_exact"]) == len(grid) == len(per["first_order_sd_ratio"])
             assert all(0 <= c <= 1 for c in per["exact_converged"])

@@ -57,6 +57,8 @@ def _pm(x, se, digits=2):
 
 def flagged(row: dict) -> bool:
     """Whether the posterior check flags a cell (Pareto k̂ > 0.7)."""
+    if "posterior_check_flagged" in row:
+        return bool(row["posterior_check_flagged"])
     return row.get("pareto_k") is not None and row["pareto_k"] > K_HAT_MAX
 
 
@@ -81,7 +83,10 @@ def _posterior_check_lines(report: dict) -> list[str]:
                     continue
                 miss = [not r["meets_target"] for r in rows]
                 flag = [flagged(r) for r in rows]
-                ks = " ".join("n/a" if r.get("pareto_k") is None else f"{r['pareto_k']:.2f}" for r in rows)
+                ks = " ".join(
+                    f"{r['pareto_k']:.2f}" if r.get("pareto_k") is not None else ("inf" if flagged(r) else "n/a")
+                    for r in rows
+                )
                 lines.append(
                     f"| {name} | {s} | {path} | {sum(miss)} | {sum(m and f for m, f in zip(miss, flag))} | "
                     f"{sum(m and not f for m, f in zip(miss, flag))} | "
