@@ -183,11 +183,9 @@ def posterior_check(rng_key, problem: Problem, thetas, values, num_draws: int = 
     w = np.exp(smoothed - smoothed.max(-1, keepdims=True))
     w = w / w.sum(-1, keepdims=True)
     ess = np.where(dead, 0.0, 1.0 / np.sum(w**2, -1) / num_draws)
-    picks = np.stack(
-        [np.asarray(jax.random.choice(k, num_draws, (S,), p=jnp.asarray(wk))) for k, wk in zip(
-            jax.random.split(k_pick, K), w)]
-    )  # fmt: skip
-    chosen = jnp.take_along_axis(draws, jnp.asarray(picks)[..., None], axis=1)
+    choose = jax.vmap(lambda k, p: jax.random.choice(k, num_draws, (S,), p=p))
+    picks = choose(jax.random.split(k_pick, K), jnp.asarray(w, draws.dtype))
+    chosen = jnp.take_along_axis(draws, picks[..., None], axis=1)
     return PosteriorCheck(np.asarray(k_hat).reshape(K), ess, None, chosen)
 
 
