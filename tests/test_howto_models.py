@@ -28,7 +28,7 @@ EXAMPLES = _examples()
 
 def test_the_page_has_an_example_per_topic():
     sections = {s for s, _ in EXAMPLES}
-    for topic in ("Deterministic", "Masked", "Factors", "Shapes from data", "Non-centred", "lists and pandas"):
+    for topic in ("Deterministic", "Masked", "Factors", "Shapes from data", "Hierarchical", "lists and pandas"):
         assert any(topic in s for s in sections), topic
 
 

@@ -120,3 +120,18 @@ def test_collapsed_draws_are_flagged_without_numeric_warnings(y):
     check = posterior_check(jax.random.key(0), problem, thetas, LAMS[:, None], 4000)
     assert check.k_hat[1] == np.inf and check.ess[1] == 0
     assert np.all(check.k_hat[[0, 2]] < 0.7), check.k_hat
+
+
+def test_moved_flags_a_too_narrow_fit_that_k_hat_passes(y):
+    """r = 0.7: k = 1 − r² = 0.51, under the k̂ threshold, but the reweighted sd is the posterior's
+    (the mixture's wide half covers it), so the WBB sd ratio reads ≈ 0.7: log 0.7 = −0.36 against a
+    flag threshold of log 1.1 + z·se ≈ 0.095 + 2.24 × 0.04 (S = 400; module ``_moments``), about five
+    se away on either side. r = 1 (the posterior itself) moves nothing."""
+    problem = make_problem(mean_model, (y,), {}, ("lam",), "exponential", "anchored")
+    values = jnp.asarray(LAMS[:, None])
+    narrow = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 0.7), values, M)
+    assert np.all(narrow.moved) and np.all(narrow.flagged), (narrow.sd_ratio, narrow.reweighted_k_hat)
+    se = np.sqrt(0.5 / 400 + 0.5 / (narrow.reweighted_ess * 2 * M))  # of log sd ratio, per coordinate
+    assert np.all(np.abs(np.log(narrow.sd_ratio / 0.7)) < 4 * se), (narrow.sd_ratio, se)
+    exact = posterior_check(jax.random.key(0), problem, exact_posterior_draws(y, 1.0), values, M)
+    assert not exact.moved.any() and not exact.flagged.any(), (exact.sd_ratio, exact.mean_shift)

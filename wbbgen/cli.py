@@ -9,7 +9,17 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from wbbgen.bench import calibration, hpo, hypertrain, nuts_grid, perf, sbc, sigma_check, tuning_reference
+from wbbgen.bench import (
+    calibration,
+    hierarchical,
+    hpo,
+    hypertrain,
+    nuts_grid,
+    perf,
+    sbc,
+    sigma_check,
+    tuning_reference,
+)
 from wbbgen.bench.perf import recipes
 from wbbgen.demo import run_demo
 
@@ -29,6 +39,7 @@ BENCHMARKS = {
     "calibration": Benchmark(calibration.main, "WBB draws against reference posteriors per prior scheme, and SBC"),
     "sbc": Benchmark(sbc.main, "simulation-based calibration of exact WBB on a conjugate ridge"),
     "sigma-check": Benchmark(sigma_check.main, "anchored exact WBB against NUTS for a scale parameter"),
+    "hierarchical": Benchmark(hierarchical.main, "eight schools and a random intercept against NUTS, per coordinate"),
     "hpo": Benchmark(hpo.main, "the tuning comparison: every tuner on every task (needs the hpo extra)"),
     "hypertrain": Benchmark(hypertrain.main, "local hyper-training against random search, 10 and 640 decays"),
     "tuning-reference": Benchmark(tuning_reference.main, "wbbgen's choice of λ against exact CV and grids"),

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wbbgen._checks import as_key, positive_int
+from wbbgen.convergence import diagnose
 from wbbgen.hyper import HyperDomain, grid_product
 from wbbgen.posterior_check import posterior_check, warn_posterior_check
 from wbbgen.problem import Problem, check_differentiable, draw_bytes, draws, hyper_dict, loss, make_problem
@@ -174,13 +175,39 @@ def _deterministic_all(problem: Problem, thetas, values):
     return jax.vmap(jax.vmap(det, in_axes=(0, None)))(thetas, values)
 
 
-def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
+@eqx.filter_jit
+def _expand_all(problem: Problem, rng_key, thetas, values):
+    """Joint draws ``(K, S, d_joint)`` of a hierarchical objective's global draws ``(K, S, d)``:
+    each draw's local latents from their conditional given it (key per grid value and draw)."""
+    data = problem.objective.data
+    K, S = thetas.shape[:2]
+    keys = jax.random.split(rng_key, K * S).reshape(K, S)
+
+    def at(keys_k, theta_k, value_k):
+        h = hyper_dict(problem, value_k)
+        return jax.vmap(lambda key, th: problem.objective.expand(key, th, h, data))(keys_k, theta_k)
+
+    return jax.vmap(at)(keys, thetas, values)
+
+
+def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs, rng_key=None):
     """Constrain flat draws ``(K, S, d)`` and lay them out as :class:`WBBSamples`.
+
+    For a hierarchical objective (``objective.expand``) the draws are of the global parameters;
+    each one's local latents are drawn from their conditional given it with ``rng_key``
+    (required then), and the sites, deterministic sites and per-observation log likelihood are
+    the joint model's.
 
     Latent sites are computed now; the model's deterministic sites, the per-observation log
     likelihood and (when given as a function) ``stats`` on first access. The jitted pieces are
     module-level ``filter_jit`` functions keyed on ``problem``, so repeated calls with the same
     problem and shapes do not recompile."""
+    marginal, global_thetas = problem, thetas
+    if problem.objective.expand is not None:
+        if rng_key is None:
+            raise ValueError("samples_from_thetas: a hierarchical objective needs `rng_key` for its local latents.")
+        thetas = _expand_all(problem, rng_key, thetas, values)
+        problem = problem._replace(objective=problem.objective.joint)
     objective = problem.objective
     hyper_shape = tuple(len(g) for g in grids.values())
     constrained = _constrain_all(problem, thetas, values)
@@ -203,10 +230,13 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs):
             return {k: shaped(x) for k, x in _deterministic_all(problem, thetas, values).items()}
 
     def check(rng_key, num_draws, warn):
-        out = posterior_check(rng_key, problem, thetas, values, num_draws).reshaped(hyper_shape)
+        out = posterior_check(rng_key, marginal, global_thetas, values, num_draws).reshaped(hyper_shape)
         if out.reweighted is not None:
             attrs_rw = {**attrs, "reweighted": "posterior_check (importance resampling of a Gaussian fit)"}
-            out = out._replace(reweighted=samples_from_thetas(problem, out.reweighted, values, grids, {}, attrs_rw))
+            key = None if marginal.objective.expand is None else jax.random.fold_in(rng_key, 1)
+            out = out._replace(
+                reweighted=samples_from_thetas(marginal, out.reweighted, values, grids, {}, attrs_rw, rng_key=key)
+            )
         if warn:  # the user's frame: WBBSamples.posterior_check -> check -> warn_posterior_check
             warn_posterior_check(out, grids, stacklevel=4)
         return out
@@ -293,7 +323,7 @@ def exact_wbb(
         problem, rng_key, values, num_samples, method=method, tol=tol, max_steps=max_steps, progress_bar=progress_bar
     )
     elapsed = time.perf_counter() - start
-    _warn_unconverged(info, tol)
+    _warn_unconverged(info, tol, lambda: diagnose(problem, thetas, info.converged, v, pdraw, values))
     stats = info._asdict()
     attrs = {
         "method": f"exact ({resolve_method(problem, method)})",
@@ -302,16 +332,20 @@ def exact_wbb(
         "tol": tol,
         "wall_time_s": elapsed,
     }
-    return samples_from_thetas(problem, thetas, jnp.asarray(values, thetas.dtype), grids, stats, attrs)
+    local_key = jax.random.fold_in(rng_key, 0x10CA1)
+    return samples_from_thetas(problem, thetas, jnp.asarray(values, thetas.dtype), grids, stats, attrs, local_key)
 
 
-def _warn_unconverged(info: SolverInfo, tol: float):
+def _warn_unconverged(info: SolverInfo, tol: float, why=None):
+    """A :class:`ConvergenceWarning` with the count and, from ``why()``
+    (:func:`wbbgen.convergence.diagnose`), the cause per site."""
     bad = ~np.asarray(info.converged)
     if bad.any():
+        cause = why() if why is not None else ""
         warnings.warn(
             f"{int(bad.sum())} of {bad.size} exact WBB draws did not converge (Newton decrement > "
             f"tol={tol:g}, or the line search stalled); they are flagged in `stats['converged']`. "
-            "Raise `max_steps`, loosen `tol`, or check the model for separation / flat directions.",
+            + (cause or "Raise `max_steps`, loosen `tol`, or check the model for separation / flat directions."),
             ConvergenceWarning,
             stacklevel=3,
         )

@@ -29,6 +29,7 @@ __all__ = [
     "hyper_dict",
     "make_problem",
     "check_differentiable",
+    "name_sites",
 ]
 
 
@@ -201,7 +202,7 @@ def check_differentiable(problem: Problem, values) -> None:
     if not np.all(np.isfinite(g0)):
         raise ValueError(
             "the gradient of the model's log density is NaN/inf at the starting point (the prior medians) "
-            f"with respect to {_name_sites(problem, theta0, centre, ~np.isfinite(g0))}, although the log "
+            f"with respect to {name_sites(problem, theta0, centre, ~np.isfinite(g0))}, although the log "
             "density is finite there: typically a jnp.where whose untaken branch is NaN or inf (its "
             "gradient is still computed, and 0 * NaN = NaN), or sqrt/log at 0. Guard the branch's input "
             "too (the 'double where' trick: where(x > c, sqrt(where(x > c, x - c, 1.0)), x))."
@@ -219,7 +220,7 @@ def check_differentiable(problem: Problem, values) -> None:
         flat = np.zeros(obj.num_params, bool)
         flat[candidates[moved]] = True
         raise ValueError(
-            f"the model's log likelihood changes with {_name_sites(problem, theta0, centre, flat)} but its "
+            f"the model's log likelihood changes with {name_sites(problem, theta0, centre, flat)} but its "
             "gradient with respect to them is exactly zero at three points: the likelihood is piecewise "
             "constant there (jnp.round, floor, comparisons, integer casts), so gradient-based WBB cannot "
             "move them from the prior. Make the model differentiable in its latent variables (e.g. a "
@@ -227,7 +228,7 @@ def check_differentiable(problem: Problem, values) -> None:
         )
 
 
-def _name_sites(problem: Problem, theta0, centre, mask) -> str:
+def name_sites(problem: Problem, theta0, centre, mask) -> str:
     """Name the latent sites of the flagged unconstrained coordinates (the site whose
     constrained value moves when the coordinate does)."""
     obj = problem.objective

@@ -138,13 +138,18 @@ class WBBSamples(dict):
         toward the model's posterior (:mod:`wbbgen.posterior_check`): a
         :class:`~wbbgen.posterior_check.PosteriorCheck` with arrays shaped like the grid and
         ``reweighted`` draws in this layout. Warns (``PosteriorCheckWarning``), naming the
-        values, where k̂ > 0.7. The result is also put in ``stats["pareto_k"]`` (one value per
+        values, where k̂ > 0.7 or reweighting moves the draws out of
+        the band. The result is also put in ``stats["pareto_k"]`` (one value per
         grid point, repeated over the draws) so that InferenceData's ``sample_stats`` carry it."""
         if self._check is None:
             raise ValueError("these draws were not made from a wbbgen problem; the posterior check needs one.")
         check = self._check(rng_key, int(num_draws), bool(warn))
         shape = check.k_hat.shape
         self.stats["pareto_k"] = np.broadcast_to(check.k_hat[..., None], (*shape, self.num_samples)).copy()
+        if check.moved is not None:
+            self.stats["posterior_check_moved"] = np.broadcast_to(
+                check.moved[..., None], (*shape, self.num_samples)
+            ).copy()
         return check
 
     @property

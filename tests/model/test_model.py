@@ -159,7 +159,7 @@ def test_generator_draws_get_deterministic_sites_from_samples_from_thetas(groups
     problem = make_problem(noncentred_sized, (g, y), {"num_groups": 4}, ("lam",), "exponential", "anchored")
     thetas = jax.random.normal(jax.random.key(0), (2, 5, problem.objective.num_params))
     values = jnp.array([[0.5], [2.0]])
-    s = samples_from_thetas(problem, thetas, values, {"lam": np.array([0.5, 2.0])}, {}, {})
+    s = samples_from_thetas(problem, thetas, values, {"lam": np.array([0.5, 2.0])}, {}, {}, jax.random.key(1))
     assert "a: (on access)" in repr(s)
     np.testing.assert_allclose(s["a"], s["mu"][..., None] + s["tau"][..., None] * s["z"], rtol=1e-12)
 

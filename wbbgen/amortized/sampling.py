@@ -53,7 +53,7 @@ def generator_samples(result, rng_key, grids, values, num_samples: int, refine: 
         refined = decrement, steps
     jax.block_until_ready(thetas)
     attrs = {**result.config, "wall_time_s": time.perf_counter() - t0, "refine_steps": int(refine) if refined else 0}
-    samples = samples_from_thetas(problem, thetas, values, grids, {}, attrs)
+    samples = samples_from_thetas(problem, thetas, values, grids, {}, attrs, jax.random.fold_in(rng_key, 0x10CA1))
     shape = tuple(len(g) for g in grids.values()) + (num_samples,)
 
     def stats():

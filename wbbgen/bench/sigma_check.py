@@ -82,14 +82,22 @@ def main(argv=None):
         cal = calibration(ex.to_inference_data(), ref)
         cal_rw = calibration(check.reweighted.to_inference_data(), ref)
         cals[name] = cal, cal_rw
-        entry = {"pareto_k": check.k_hat.tolist(), "ess_fraction": check.ess.tolist()}
+        entry = {
+            "pareto_k": check.k_hat.tolist(),
+            "ess_fraction": check.ess.tolist(),
+            "reweighted_k_hat": check.reweighted_k_hat.tolist(),
+            "flagged": check.flagged.tolist(),
+        }
         for label, c in (("exact_wbb", cal), ("reweighted", cal_rw)):
             tables = _tables(c)
             print(f"== {name}, {label} (lam = {list(GRID)}) ==")
             for metric, table in tables.items():
                 print(f"{metric}:\n{table}\n")
             entry[label] = {metric: json.loads(table.to_json()) for metric, table in tables.items()}
-        print(f"{name}: Pareto k̂ {np.round(check.k_hat, 2).tolist()}, ESS/M {np.round(check.ess, 3).tolist()}\n")
+        print(
+            f"{name}: Pareto k̂ {np.round(check.k_hat, 2).tolist()}, ESS/M {np.round(check.ess, 3).tolist()}, "
+            f"reweighted k̂ {np.round(check.reweighted_k_hat, 2).tolist()}, flagged {check.flagged.tolist()}\n"
+        )
         payload[name] = entry
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

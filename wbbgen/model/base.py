@@ -44,6 +44,12 @@ class Objective(NamedTuple):
         log_jacobian: ``(theta, hyper, data) -> scalar``, log |∂ constrained / ∂ θ| of the
             latent sites' transforms (the posterior density of θ needs it, the WBB objective
             does not); None: θ is the model's own parametrisation (a FunctionModel).
+        expand: for a hierarchical model (:mod:`wbbgen.model.hierarchical`), whose θ holds the
+            global parameters only and whose ``log_likelihood`` has one Laplace-marginal term per
+            group: ``(rng_key, theta, hyper, data) -> joint θ``, the local latents drawn from
+            their conditional given θ; None otherwise.
+        joint: with ``expand``, the objective of all latent sites, which lays out the draws.
+        local_layout: with ``expand``, where the local latents and the groups are.
     """
 
     num_params: int
@@ -63,6 +69,9 @@ class Objective(NamedTuple):
     deterministic_shapes: dict = {}  # noqa: RUF012 - never mutated
     kept_rows: np.ndarray | None = None
     log_jacobian: Callable | None = None
+    expand: Callable | None = None
+    joint: Any = None
+    local_layout: Any = None
 
 
 class FunctionModel(NamedTuple):

@@ -39,6 +39,7 @@ from numpyro.infer.util import constrain_fn
 from wbbgen._checks import is_array
 from wbbgen._data import argument_names, per_row, split_data, static_names, static_spec, take_rows
 from wbbgen.model.base import Objective, check_hyper_names
+from wbbgen.model.hierarchical import find_local, marginalise
 from wbbgen.model.inputs import TRACING_ERRORS, init_trace, prepare_data
 from wbbgen.model.priors import improper, site_anchor, site_logq
 from wbbgen.model.sites import (
@@ -169,7 +170,7 @@ def _structure(model, args, kwargs, spec, hyper0, obs_plate) -> _Structure:
     )
 
 
-def _objective(model, st: _Structure, hyper0, kept_rows=None) -> Objective:
+def _objective(model, st: _Structure, hyper0, kept_rows=None, local=True) -> Objective:
     hyper_names = tuple(hyper0)
     latent, frames, factors = st.latent, st.frames, st.prior_factors
     call = partial(_call, st.static)
@@ -241,7 +242,7 @@ def _objective(model, st: _Structure, hyper0, kept_rows=None) -> Objective:
         "observed": {k: list(v.shape) for k, v in st.observed.items()},
         "hyper": list(hyper_names),
     }
-    return Objective(
+    joint = Objective(
         num_params=int(init_flat.size),
         num_obs=st.num_obs,
         init_params=init_flat,
@@ -260,6 +261,15 @@ def _objective(model, st: _Structure, hyper0, kept_rows=None) -> Objective:
         kept_rows=kept_rows,
         log_jacobian=log_jacobian,
     )
+    if not local:
+        return joint
+    index = unravel(jnp.arange(init_flat.size))
+    per_obs = lambda th, h, d: sum(log_likelihood(th, h, d).values())  # noqa: E731
+    layout = find_local(latent, index, per_obs, init_flat, st.num_obs, hyper0, st.dynamic)
+    if layout is None:
+        return joint
+    site_trace = lambda th, h, d: model_trace(th, h, d)[1]  # noqa: E731
+    return marginalise(joint, layout, site_trace, index, factors, hyper0)
 
 
 def _check_traceable(model, args, kwargs, names, static_args, st: _Structure) -> None:
@@ -400,5 +410,6 @@ def from_numpyro(model, args, kwargs, hyper_names, obs_plate=None, hyper_init=No
     except (ValueError, TypeError, IndexError) as err:
         raise ValueError(_drop_message(int((~full.keep).sum()), str(err))) from err
     objective = _objective(model, reduced, hyper0, kept_rows=full.keep)
-    _check_dropped(_objective(model, full, hyper0), objective, full.keep, hyper0)
+    reduced_joint = objective if objective.joint is None else objective.joint
+    _check_dropped(_objective(model, full, hyper0, local=False), reduced_joint, full.keep, hyper0)
     return objective

@@ -15,7 +15,6 @@ from wbbgen import AmortizedWBB, calibration, exact_wbb, nuts_reference
 from wbbgen.bench.calibration.data import SCHEMES, TARGET_COV90, TARGET_SD, Sizes, make_data, ridge_reference
 from wbbgen.bench.calibration.theory import predicted
 from wbbgen.bench.harness import timed
-from wbbgen.posterior_check import K_HAT_MAX
 
 __all__ = ["summary_rows", "paired_fidelity", "Recorder", "run_problem"]
 
@@ -178,9 +177,12 @@ def run_problem(name: str, sizes: Sizes, schemes=SCHEMES, *, dtype=np.float32, s
             cals[scheme, path] = cal
             per[path] = [{"lam": float(lam), **summary_rows(cal, k)} for k, lam in enumerate(grid)]
             check = record(f"{name}/{scheme}/{path}/posterior_check", draws.posterior_check, k_check, warn=False)
-            for row, k_hat, ess in zip(per[path], check.k_hat, check.ess, strict=True):
+            for row, k_hat, ess, flag, moved in zip(
+                per[path], check.k_hat, check.ess, check.flagged, check.moved, strict=True
+            ):
                 row["pareto_k"], row["posterior_check_ess"] = _f(k_hat), _f(ess)  # inf (collapsed): None
-                row["posterior_check_flagged"] = bool(k_hat > K_HAT_MAX)  # NaN (not available): False
+                row["posterior_check_flagged"] = bool(flag)  # k̂ > 0.7 or moved by reweighting; NaN k̂: False
+                row["posterior_check_moved"] = bool(moved)
             per["posterior_check_reason"] = check.reason
         per["exact_converged"] = converged.tolist()
         per["first_order_sd_ratio"] = predicted(name, args, grid, scheme)

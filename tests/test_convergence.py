@@ -1,0 +1,40 @@
+"""wbbgen.convergence: the ConvergenceWarning names the cause and the sites."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from wbbgen import ConvergenceWarning, exact_wbb
+
+
+def logistic(X, y=None, *, lam=1.0):
+    b0 = numpyro.sample("b0", dist.Normal(0.0, 1.0))
+    beta = numpyro.sample("beta", dist.Normal(0.0, 1 / jnp.sqrt(lam)).expand([X.shape[1]]).to_event(1))
+    with numpyro.plate("data", X.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(logits=b0 + X @ beta), obs=y)
+
+
+def separable():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    return X, (X[:, 0] > 0).astype(float)  # separated by the first column
+
+
+def test_separation_is_named_as_running_off_in_its_site():
+    """λ = 1e-12: β's prior sd is 10⁶, the weighted MLE is at infinity along β (separable data),
+    so Newton's iterates run far beyond the draws that converge at λ = 1 (10 sds of them)."""
+    X, y = separable()
+    with pytest.warns(ConvergenceWarning, match=r"runs off in latent site 'beta'.*separation.*stronger prior"):
+        s = exact_wbb(jax.random.key(0), logistic, X, y, hyper={"lam": [1.0, 1e-12]}, num_samples=20, max_steps=30,
+                      progress_bar=False)  # fmt: skip
+    assert s.stats["converged"][0].all() and not s.stats["converged"][1].all()
+
+
+def test_a_step_cap_is_named_as_slow():
+    X, y = separable()
+    with pytest.warns(ConvergenceWarning, match=r"of the \d+ diagnosed: slow: .*raise `max_steps`"):
+        exact_wbb(jax.random.key(0), logistic, X, y, hyper={"lam": [1.0]}, num_samples=10, max_steps=1, tol=1e-12,
+                  progress_bar=False)  # fmt: skip

@@ -1,0 +1,105 @@
+r"""Why exact WBB draws did not converge, by site: what :class:`~wbbgen.exact.ConvergenceWarning` says.
+
+For up to ``MAX_DIAGNOSED`` unconverged draws the Hessian H of each draw's own weighted
+objective at its last iterate is decomposed, and the draw is put in the first class that fits:
+
+* **non-finite**: the iterate or H has NaN/inf (the sites with non-finite entries);
+* **runs off**: some coordinate is more than ``RUNAWAY`` converged-draw sds from the median of
+  the converged draws at the same λ, or, with no converged draw there, beyond ``RUNAWAY`` in
+  absolute value: the optimum is at infinity along it (separation in a classification model, a
+  scale parameter collapsing to 0): a stronger prior (larger λ) or a proper prior on that site;
+* **not convex**: the smallest eigenvalue of H is negative (a degenerate joint mode, typically a
+  hierarchical scale parameter optimised jointly with its group effects);
+* **flat**: the smallest eigenvalue is under ``FLAT`` × the largest (the data and prior do not
+  identify a direction: collinear columns, a flat prior), the sites loading on its eigenvector;
+* **slow**: none of these: more ``max_steps`` or a looser ``tol`` will do.
+
+Sites are named by the coordinates involved (the latent site whose constrained value moves with
+each coordinate).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wbbgen.problem import Problem, loss, name_sites
+
+__all__ = ["diagnose", "MAX_DIAGNOSED", "RUNAWAY", "FLAT"]
+
+MAX_DIAGNOSED = 32
+"""Unconverged draws whose Hessian is decomposed (the rest are counted, not diagnosed)."""
+RUNAWAY = 10.0
+"""A coordinate this many sds (of the converged draws) from their median runs off."""
+FLAT = 1e-8
+"""An eigenvalue under this fraction of the largest is a flat direction."""
+
+_ADVICE = {
+    "non-finite": "the objective is NaN/inf there: check the model's support and the hyperparameter values",
+    "runs off": "the optimum is at infinity along them (separation, or a scale collapsing to 0): a stronger "
+    "prior (larger λ) or a proper, informative prior on those sites",
+    "not convex": "the weighted objective is not convex there (a degenerate joint mode, e.g. a group scale "
+    "optimised jointly with its group effects): integrate group effects out (declare them in a plate, see "
+    "docs/howto/models.md) or use a stronger prior",
+    "flat": "the data and prior do not identify that direction (collinear columns, a flat prior): a proper "
+    "prior on those sites, or drop the redundant column",
+    "slow": "nothing is wrong with the objective there: raise `max_steps` or loosen `tol`",
+}
+
+
+def diagnose(problem: Problem, thetas, converged, v, pdraw, values) -> str:
+    """One line per cause among the unconverged draws (module docstring): count, sites, advice.
+
+    Args:
+        thetas: ``(K, S, d)`` last iterates; ``converged`` ``(K, S)`` booleans.
+        v, pdraw: the draws' weights ``(S, ·)`` and prior draws ``(K, S, ...)``.
+        values: ``(K, m)`` hyperparameter values.
+    """
+    th = np.asarray(thetas)
+    ok = np.asarray(converged, bool)
+    bad = np.argwhere(~ok)[:MAX_DIAGNOSED]
+    if not len(bad):
+        return ""
+    k, s = bad[:, 0], bad[:, 1]
+    data = problem.objective.data
+    hess = jax.jit(
+        jax.vmap(lambda t, vv, dd, x: jax.hessian(lambda u: loss(problem, u, vv, dd, x, data))(t)),
+    )
+    draw = jax.tree_util.tree_map(lambda a: a[k, s], pdraw)
+    H = np.asarray(hess(jnp.asarray(th[k, s]), v[s], draw, jnp.asarray(values)[k]), np.float64)
+    counts: Counter = Counter()
+    for i, (kk, ss) in enumerate(zip(k, s)):
+        cause, mask = _classify(th[kk, ss], H[i], th[kk][ok[kk]])
+        sites = name_sites(problem, problem.objective.init_params, jnp.asarray(values)[kk], mask) if mask.any() else ""
+        counts[(cause, sites)] += 1
+    lines = []
+    for (cause, sites), n in counts.most_common():
+        where = f" in {sites}" if sites else ""
+        lines.append(f"{n} of the {len(bad)} diagnosed: {cause}{where}: {_ADVICE[cause]}.")
+    return " ".join(lines)
+
+
+def _classify(theta, H, converged_k):
+    """``(cause, coordinate mask)`` of one unconverged draw."""
+    d = theta.size
+    finite = np.isfinite(theta) & np.all(np.isfinite(H), axis=1)
+    if not finite.all():
+        return "non-finite", ~finite
+    if len(converged_k) >= 2:
+        centre, sd = np.median(converged_k, 0), converged_k.std(0) + 1e-12
+        far = np.abs(theta - centre) > RUNAWAY * sd
+    else:
+        far = np.abs(theta) > RUNAWAY
+    if far.any():
+        return "runs off", far
+    eig, vec = np.linalg.eigh(0.5 * (H + H.T))
+    top = max(float(np.abs(eig).max()), 1e-300)
+    loading = np.abs(vec[:, 0]) > 0.3 if d > 1 else np.ones(1, bool)
+    if eig[0] < -FLAT * top:
+        return "not convex", loading
+    if eig[0] < FLAT * top:
+        return "flat", loading
+    return "slow", np.zeros(d, bool)
