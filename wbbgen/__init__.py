@@ -11,6 +11,7 @@ from wbbgen.amortized import AmortizedWBB, WBBRunResult
 from wbbgen.calibration import calibration, plot_calibration, summarize
 from wbbgen.convert import build_inference_data, per_hyper
 from wbbgen.exact import ConvergenceWarning, exact_wbb
+from wbbgen.first_order import first_order_wbb
 from wbbgen.hyper import Choice, ExtrapolationWarning
 from wbbgen.hypertrain import local_hypertrain
 from wbbgen.io import FileFormatError, MismatchError, load, save
@@ -38,6 +39,7 @@ __all__ = [
     "WBBRunResult",
     "WBBSamples",
     "exact_wbb",
+    "first_order_wbb",
     "nuts_reference",
     "calibration",
     "summarize",
