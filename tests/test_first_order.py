@@ -3,7 +3,8 @@
 Ridge with a Gaussian prior is quadratic, so one Newton step with the draw's own Hessian from the
 first-order draw is the exact WBB optimiser (the first-order draw alone uses the unweighted
 Hessian: its error is O((w − 1)²) relative to the posterior sd). On logistic regression the
-objective is not quadratic; a few damped Newton steps per draw (``refine``) bring every draw to its exact optimiser (decrement ≤ 10⁻³ posterior sd).
+objective is not quadratic; a few damped Newton steps per draw (``refine``) bring every draw
+to its exact optimiser (decrement ≤ 10⁻³ posterior sd).
 """
 
 import jax
