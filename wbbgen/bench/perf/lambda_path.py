@@ -5,7 +5,10 @@ Measured side by side in one process, on the same grid of K λ (log-spaced over 
 * :class:`wbbgen.AmortizedWBB` end to end: pilot, training (its compilation reported apart),
   fidelity check and the first evaluation of the grid (``get_samples``, S draws per λ);
 * :func:`wbbgen.nuts_reference` over the grid (``chains × (warm-up + draws)`` per λ);
-* :func:`wbbgen.exact_wbb` over the grid (S draws per λ).
+* :func:`wbbgen.exact_wbb` over the grid (S draws per λ);
+* :func:`wbbgen.first_order_wbb` with ``refine=2`` (no training), end to end, and its fidelity
+  against the exact draws (same key: the same weights and anchors): worst per-λ median sd ratio
+  and largest mean error in exact sd.
 
 The figure is NUTS time / AmortizedWBB time. Also reported: the run's cost model
 (:mod:`wbbgen.cost`) prediction against the measured exact and amortised times. The trained
@@ -22,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from wbbgen import AmortizedWBB, exact_wbb, nuts_reference
+from wbbgen import AmortizedWBB, exact_wbb, first_order_wbb, nuts_reference
 from wbbgen.bench.harness import device, load, on_gpu, timed
 from wbbgen.datasets import breast_cancer
 from wbbgen.models import logistic
@@ -55,7 +58,12 @@ def run(shared: dict, *, num_values: int, num_samples: int, num_steps: int, nuts
     chains, warmup, draws = nuts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, t_exact = timed(exact_wbb, keys[1], logistic, X, y, hyper={"lam": grid}, num_samples=S, progress_bar=False)
+        exact, t_exact = timed(
+            lambda: exact_wbb(keys[1], logistic, X, y, hyper={"lam": grid}, num_samples=S, progress_bar=False)["beta"]
+        )
+        first, t_first_order = timed(
+            lambda: first_order_wbb(keys[1], logistic, X, y, hyper={"lam": grid}, num_samples=S, refine=2)["beta"]
+        )
         _, t_nuts = timed(
             nuts_reference,
             keys[2],
@@ -86,8 +94,12 @@ def run(shared: dict, *, num_values: int, num_samples: int, num_steps: int, nuts
             "amortized_first_grid_evaluation": t_first,
             "nuts_grid": t_nuts,
             "exact_wbb_grid": t_exact,
+            "first_order_refine2_grid": t_first_order,
         },
         "exact_vs_nuts": t_nuts / t_exact,
+        "first_order_refine2_vs_nuts": t_nuts / t_first_order,
+        "first_order_refine2_vs_exact": t_exact / t_first_order,
+        "first_order_refine2_fidelity": _fidelity(np.asarray(first), np.asarray(exact)),
         "cost_model": None
         if cost is None
         else {
@@ -101,4 +113,19 @@ def run(shared: dict, *, num_values: int, num_samples: int, num_steps: int, nuts
         },
         "setup": f"{K} λ × {S} draws; {num_steps} training steps; NUTS {chains} chains × ({warmup} + {draws})",
         "load_average": [load_start, load()],
+    }
+
+
+def _fidelity(draws, exact) -> dict:
+    """Per λ of ``(K, S, d)`` draws against exact ones: the median sd ratio's range over λ, the
+    smallest coordinate's, and the largest |mean error| in exact sd."""
+    sd = exact.std(axis=1)
+    ratio = draws.std(axis=1) / sd
+    err = np.abs(draws.mean(axis=1) - exact.mean(axis=1)) / sd
+    med = np.median(ratio, axis=1)
+    return {
+        "median_sd_ratio_min": float(med.min()),
+        "median_sd_ratio_max": float(med.max()),
+        "sd_ratio_min": float(ratio.min()),
+        "mean_error_max": float(err.max()),
     }

@@ -18,7 +18,15 @@ def describe(key: str, r: dict) -> str:
         t = r["times_s"]
         return (
             f"{f:.1f}× (NUTS {t['nuts_grid']:.0f} s vs amortized {t['amortized_end_to_end']:.0f} s "
-            f"[compile {t['amortized_train_compile']:.0f} s]; exact WBB {t['exact_wbb_grid']:.0f} s)"
+            f"[compile {t['amortized_train_compile']:.0f} s]; exact WBB {t['exact_wbb_grid']:.0f} s"
+            + (
+                f"; first-order + 2 Newton steps {t['first_order_refine2_grid']:.1f} s = "
+                f"{r['first_order_refine2_vs_nuts']:.0f}× NUTS, median sd ratio "
+                f"{r['first_order_refine2_fidelity']['median_sd_ratio_min']:.2f}–"
+                f"{r['first_order_refine2_fidelity']['median_sd_ratio_max']:.2f} of exact)"
+                if "first_order_refine2_grid" in t
+                else ")"
+            )
         )
     if key == "P2":
         t = r["times_s"]
@@ -81,6 +89,8 @@ def _plot_p1(p1, path):
     fig, ax = plt.subplots(figsize=(6.5, 3.0))
     ax.barh(["NUTS (grid)"], [t["nuts_grid"]], color="#888")
     ax.barh(["exact WBB (grid)"], [t["exact_wbb_grid"]], color="#4c72b0")
+    if "first_order_refine2_grid" in t:
+        ax.barh(["first order + 2 Newton (grid)"], [t["first_order_refine2_grid"]], color="#55a868")
     parts = [
         ("pilot", t["amortized_pilot"]),
         ("compile", t["amortized_train_compile"]),
