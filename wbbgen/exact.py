@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from wbbgen._checks import as_key, positive_int
 from wbbgen.convergence import diagnose
 from wbbgen.hyper import HyperDomain, grid_product
-from wbbgen.posterior_check import posterior_check, warn_posterior_check
+from wbbgen.posterior_check import K_HAT_MAX, posterior_check, warn_posterior_check
 from wbbgen.problem import Problem, check_differentiable, draw_bytes, draws, hyper_dict, loss, make_problem
 from wbbgen.samples import WBBSamples
 from wbbgen.solver import SolverInfo, solve
@@ -232,10 +232,14 @@ def samples_from_thetas(problem: Problem, thetas, values, grids, stats, attrs, r
     def check(rng_key, num_draws, warn):
         out = posterior_check(rng_key, marginal, global_thetas, values, num_draws).reshaped(hyper_shape)
         if out.reweighted is not None:
-            attrs_rw = {**attrs, "reweighted": "posterior_check (importance resampling of a Gaussian fit)"}
+            # resampled where usable (mixture k̂ ≤ 0.7), the WBB draws kept elsewhere
+            usable = np.asarray(out.reweighted_k_hat <= K_HAT_MAX).reshape(-1)
+            flat = jnp.where(jnp.asarray(usable)[:, None, None], out.reweighted, global_thetas)
+            attrs_rw = {**attrs, "reweighted": "posterior_check (importance resampling of a Gaussian mixture fit)"}
+            stats_rw = {"reweighted": np.broadcast_to(usable[:, None], flat.shape[:2]).reshape(*hyper_shape, -1)}
             key = None if marginal.objective.expand is None else jax.random.fold_in(rng_key, 1)
             out = out._replace(
-                reweighted=samples_from_thetas(marginal, out.reweighted, values, grids, {}, attrs_rw, rng_key=key)
+                reweighted=samples_from_thetas(marginal, flat, values, grids, stats_rw, attrs_rw, rng_key=key)
             )
         if warn:  # the user's frame: WBBSamples.posterior_check -> check -> warn_posterior_check
             warn_posterior_check(out, grids, stacklevel=4)
@@ -274,6 +278,7 @@ def exact_wbb(
     obs_plate: str | None = None,
     static_args=(),
     progress_bar: bool = True,
+    reweight: bool = False,
     **kwargs,
 ) -> WBBSamples:
     """Exact weighted Bayesian bootstrap over a hyperparameter grid.
@@ -297,6 +302,10 @@ def exact_wbb(
         static_args: names of data arguments the model needs as constants (it computes shapes
             from their values, e.g. ``J = int(g.max()) + 1``); the observed data stay traced.
         progress_bar: show a bar over the grid.
+        reweight: resample the draws toward the model's posterior where the posterior check
+            finds that reliable (:meth:`wbbgen.WBBSamples.reweight`; the solver's per-draw stats
+            are then replaced by the check's). Recommended for hierarchical models and scale
+            parameters (docs/calibration.md).
 
     Returns:
         :class:`~wbbgen.samples.WBBSamples`: latent sites and, computed on first access, the
@@ -333,7 +342,8 @@ def exact_wbb(
         "wall_time_s": elapsed,
     }
     local_key = jax.random.fold_in(rng_key, 0x10CA1)
-    return samples_from_thetas(problem, thetas, jnp.asarray(values, thetas.dtype), grids, stats, attrs, local_key)
+    out = samples_from_thetas(problem, thetas, jnp.asarray(values, thetas.dtype), grids, stats, attrs, local_key)
+    return out.reweight(jax.random.fold_in(rng_key, 2)) if reweight else out
 
 
 def _warn_unconverged(info: SolverInfo, tol: float, why=None):

@@ -83,8 +83,10 @@ class PosteriorCheck(NamedTuple):
         reweighted: draws of the defensive mixture ½ q + ½ q_wide (q's covariance × ``WIDEN``²)
             resampled by their smoothed weights (S per grid value), in the layout of the checked
             draws: a :class:`~wbbgen.WBBSamples` from :meth:`wbbgen.WBBSamples.posterior_check`
-            (None where k̂ is not available). They are a sample of the posterior only where
-            ``reweighted_k_hat`` ≤ 0.7; elsewhere they are returned for the layout and must not be used.
+            (None where k̂ is not available). Where ``reweighted_k_hat`` > 0.7 the resampled draws
+            are not a sample of the posterior, and the WBB draws are kept there instead
+            (``reweighted.stats["reweighted"]`` says which values were resampled; the function
+            :func:`posterior_check` returns the flat resampled draws of every value).
         reweighted_k_hat, reweighted_ess: k̂ and ESS fraction of the mixture's weights.
         sd_ratio, mean_shift: the WBB draws' worst coordinate against the reweighted ones
             (sd_WBB / sd_posterior, furthest from 1; |mean difference| / sd_posterior).

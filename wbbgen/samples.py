@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -151,6 +152,22 @@ class WBBSamples(dict):
                 check.moved[..., None], (*shape, self.num_samples)
             ).copy()
         return check
+
+    def reweight(self, rng_key, num_draws: int = 4000) -> WBBSamples:
+        """These draws, resampled toward the model's posterior by the posterior check wherever
+        that is reliable (reweighted k̂ ≤ 0.7) and kept elsewhere, with a warning naming the
+        values the check flags; ``stats["reweighted"]`` says which values were resampled,
+        ``stats["pareto_k"]`` the check's k̂. Where k̂ is not available (too many parameters),
+        warns and returns the draws unchanged. ``exact_wbb(..., reweight=True)`` and
+        ``AmortizedWBB.get_samples(..., reweight=True)`` return this."""
+        check = self.posterior_check(rng_key, num_draws, warn=True)
+        if check.reweighted is None:
+            warnings.warn(f"reweight=True: {check.reason}; the draws are returned unreweighted.", stacklevel=3)
+            return self
+        out = check.reweighted
+        shape = check.k_hat.shape
+        out.stats["pareto_k"] = np.broadcast_to(check.k_hat[..., None], (*shape, out.num_samples)).copy()
+        return out
 
     @property
     def num_samples(self) -> int:

@@ -138,3 +138,15 @@ def test_a_prior_term_coupling_the_groups_is_refused():
 
     with pytest.raises(ValueError, match=r"prior-side term.*\['a'\].*sum_to_zero"):
         build_objective(coupled, (np.array([0, 1, 2, 0]), np.zeros(4)))
+
+
+def test_reweight_returns_resampled_draws_where_usable_and_says_so():
+    """exact_wbb(reweight=True) on eight schools: every value's reweighted k̂ is ≤ 0.7 there
+    (docs/calibration.md), so every value is resampled; the layout is the model's, and the
+    check's warning names the values where the WBB draws missed."""
+    with pytest.warns(Warning) as record:
+        s = exact_wbb(jax.random.key(0), centred, SIGMA, Y, hyper={"lam": [1.0]}, num_samples=400, reweight=True,
+                      progress_bar=False)  # fmt: skip
+    assert s["theta"].shape == (1, 400, 8) and s.attrs["reweighted"].startswith("posterior_check")
+    assert s.stats["reweighted"].all() and s.stats["pareto_k"].shape == (1, 400)
+    assert all("posterior check" in str(w.message) for w in record), [str(w.message) for w in record]

@@ -356,7 +356,7 @@ class AmortizedWBB:
             )
 
     def get_samples(
-        self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000, refine: int | None = None
+        self, rng_key, result: WBBRunResult, *, hyper: Mapping, num_samples: int = 1000, refine=None, reweight=False
     ) -> WBBSamples:
         """Draws from the trained generator on a grid: ``samples[site]`` has shape
         ``(len(grid), num_samples, *site_shape)`` (one axis per hyperparameter).
@@ -374,6 +374,7 @@ class AmortizedWBB:
         ``AUTO_REFINE`` steps the values nearest to a checked value where the generator failed
         its fidelity check, and nowhere else; a :class:`~wbbgen.training.FidelityWarning` says
         so when draws there stay unconverged (or with ``refine=0``, when they are not refined).
+        ``reweight=True``: :meth:`wbbgen.WBBSamples.reweight` (the posterior check's resampling).
         """
         rng_key = as_key(rng_key)
         self.check_result(result)
@@ -389,7 +390,7 @@ class AmortizedWBB:
             dec = None if dec is None else dec.reshape(len(values), -1)[near]
             if dec is None or not np.all(dec <= REFINED_DECREMENT_MAX):
                 warn_near_flagged(np.asarray(values)[near], len(values), self.hyper_names, dec, stacklevel=3)
-        return samples
+        return samples.reweight(jax.random.fold_in(rng_key, 2)) if reweight else samples
 
     def tune(
         self,
@@ -419,13 +420,16 @@ class AmortizedWBB:
         num_samples: int = 1000,
         log_likelihood: bool = True,
         refine: int | None = None,
+        reweight: bool = False,
     ):
         """:meth:`get_samples` as ArviZ InferenceData: posterior dims (chain, draw, <hyper>,
         ...), ``log_likelihood`` per observation (K × S × n numbers; ``log_likelihood=False``
         leaves it out), ``observed_data``, ``sample_stats`` (objective value and gradient
         norm of each draw; with ``refine``, the Newton decrement too), settings in ``attrs``.
         """
-        samples = self.get_samples(rng_key, result, hyper=hyper, num_samples=num_samples, refine=refine)
+        samples = self.get_samples(
+            rng_key, result, hyper=hyper, num_samples=num_samples, refine=refine, reweight=reweight
+        )
         return samples.to_inference_data(log_likelihood=log_likelihood)
 
 
