@@ -91,6 +91,12 @@ def check_minibatch(problem: Problem, batch_size, values, argument: str = "data_
     n = obj.num_obs
     if batch_size >= n:
         return None
+    if obj.expand is not None:
+        raise ValueError(
+            f"`{argument}={batch_size}`: this is a hierarchical model (local latent sites "
+            f"{sorted(obj.local_layout.sites)} are integrated out per group, {n} groups), and data minibatches "
+            f'of groups are not supported: pass `{argument}=None` (or `weights="block"` for many groups).'
+        )
     mask = row_mask(problem)
     if not any(jax.tree_util.tree_leaves(mask)):
         raise ValueError(

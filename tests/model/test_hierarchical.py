@@ -150,3 +150,12 @@ def test_reweight_returns_resampled_draws_where_usable_and_says_so():
     assert s["theta"].shape == (1, 400, 8) and s.attrs["reweighted"].startswith("posterior_check")
     assert s.stats["reweighted"].all() and s.stats["pareto_k"].shape == (1, 400)
     assert all("posterior check" in str(w.message) for w in record), [str(w.message) for w in record]
+
+
+def test_data_minibatches_are_refused_for_a_hierarchical_model():
+    from wbbgen.minibatch import check_minibatch
+    from wbbgen.problem import make_problem
+
+    problem = make_problem(centred, (SIGMA, Y), {}, ("lam",), "exponential", "anchored")
+    with pytest.raises(ValueError, match=r"hierarchical model.*\['theta'\].*8 groups.*data_batch_size=None"):
+        check_minibatch(problem, 4, jnp.array([1.0]))
