@@ -47,6 +47,7 @@ bench-smoke: bench-hpo-smoke  ## the hpo, perf, hyper-training and tuning-refere
 	$(BIN)/wbbgen bench hypertrain --smoke --out bench-output/hypertrain-smoke
 	$(BIN)/wbbgen bench tuning-reference --smoke --out bench-output/tuning-smoke
 	$(BIN)/wbbgen bench hierarchical --smoke --out bench-output/hierarchical-smoke
+	$(BIN)/wbbgen bench posteriordb --smoke --out bench-output/posteriordb-smoke
 
 docs: $(STAMP)  ## the documentation site, warnings as errors -> docs/_build/html/
 	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html

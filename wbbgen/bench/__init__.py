@@ -3,7 +3,8 @@
 * :mod:`wbbgen.bench.perf` -- the performance targets P1-P6 (``wbbgen bench perf``), with
   :mod:`wbbgen.bench.perf.recipes` (``p6-recipes``);
 * :mod:`wbbgen.bench.calibration` -- WBB against reference posteriors per prior scheme, with
-  :mod:`wbbgen.bench.hierarchical` (eight schools, a random intercept),
+  :mod:`wbbgen.bench.hierarchical` (eight schools, a random intercept), :mod:`wbbgen.bench.posteriordb`
+  (posteriordb reference posteriors),
   :mod:`wbbgen.bench.sbc` (simulation-based calibration) and :mod:`wbbgen.bench.sigma_check`;
 * :mod:`wbbgen.bench.hpo` -- the tuning comparison against the tuners of :mod:`wbbgen.baselines`;
 * :mod:`wbbgen.bench.hypertrain` -- local hyper-training against random search;
