@@ -38,3 +38,15 @@ def test_a_step_cap_is_named_as_slow():
     with pytest.warns(ConvergenceWarning, match=r"of the \d+ diagnosed: slow: .*raise `max_steps`"):
         exact_wbb(jax.random.key(0), logistic, X, y, hyper={"lam": [1.0]}, num_samples=10, max_steps=1, tol=1e-12,
                   progress_bar=False)  # fmt: skip
+
+
+def test_above_max_dense_the_hessian_is_not_formed(monkeypatch):
+    """A neural net's d × d Hessian per draw would not fit in memory (the digits MLP asked for
+    72 GB): above MAX_DENSE coordinates only the cheap checks run, and the warning says so."""
+    import wbbgen.convergence as conv
+
+    monkeypatch.setattr(conv, "MAX_DENSE", 2)  # the model has 3 coordinates
+    X, y = separable()
+    with pytest.warns(ConvergenceWarning, match=r"slow or ill-conditioned: .*curvature was not checked"):
+        exact_wbb(jax.random.key(0), logistic, X, y, hyper={"lam": [1.0]}, num_samples=10, max_steps=1, tol=1e-12,
+                  progress_bar=False)  # fmt: skip

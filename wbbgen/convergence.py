@@ -14,6 +14,11 @@ objective at its last iterate is decomposed, and the draw is put in the first cl
   identify a direction: collinear columns, a flat prior), the sites loading on its eigenvector;
 * **slow**: none of these: more ``max_steps`` or a looser ``tol`` will do.
 
+Above ``MAX_DENSE`` coordinates (a neural net) the Hessian is not formed (it would not fit in
+memory): the draws are checked for non-finite values and runaway coordinates only, the rest are
+reported as "slow or ill-conditioned". Hessians are formed one draw at a time (``lax.map``), so
+memory stays that of one d × d matrix.
+
 Sites are named by the coordinates involved (the latent site whose constrained value moves with
 each coordinate).
 """
@@ -28,10 +33,12 @@ import numpy as np
 
 from wbbgen.problem import Problem, loss, name_sites
 
-__all__ = ["diagnose", "MAX_DIAGNOSED", "RUNAWAY", "FLAT"]
+__all__ = ["diagnose", "MAX_DIAGNOSED", "MAX_DENSE", "RUNAWAY", "FLAT"]
 
 MAX_DIAGNOSED = 32
 """Unconverged draws whose Hessian is decomposed (the rest are counted, not diagnosed)."""
+MAX_DENSE = 1000
+"""Above this many coordinates the Hessian is not formed (curvature classes not checked)."""
 RUNAWAY = 10.0
 """A coordinate this many sds (of the converged draws) from their median runs off."""
 FLAT = 1e-8
@@ -47,6 +54,8 @@ _ADVICE = {
     "flat": "the data and prior do not identify that direction (collinear columns, a flat prior): a proper "
     "prior on those sites, or drop the redundant column",
     "slow": "nothing is wrong with the objective there: raise `max_steps` or loosen `tol`",
+    "slow or ill-conditioned": "no runaway or non-finite coordinate; the curvature was not checked "
+    f"(more than {MAX_DENSE} coordinates): raise `max_steps`, loosen `tol`, or strengthen the prior",
 }
 
 
@@ -65,11 +74,18 @@ def diagnose(problem: Problem, thetas, converged, v, pdraw, values) -> str:
         return ""
     k, s = bad[:, 0], bad[:, 1]
     data = problem.objective.data
-    hess = jax.jit(
-        jax.vmap(lambda t, vv, dd, x: jax.hessian(lambda u: loss(problem, u, vv, dd, x, data))(t)),
-    )
+    d = th.shape[-1]
     draw = jax.tree_util.tree_map(lambda a: a[k, s], pdraw)
-    H = np.asarray(hess(jnp.asarray(th[k, s]), v[s], draw, jnp.asarray(values)[k]), np.float64)
+    if d <= MAX_DENSE:
+
+        def one(args):
+            t, vv, dd, x = args
+            return jax.hessian(lambda u: loss(problem, u, vv, dd, x, data))(t)
+
+        hess = jax.jit(lambda *a: jax.lax.map(one, a))
+        H = np.asarray(hess(jnp.asarray(th[k, s]), v[s], draw, jnp.asarray(values)[k]), np.float64)
+    else:
+        H = [None] * len(k)
     counts: Counter = Counter()
     for i, (kk, ss) in enumerate(zip(k, s)):
         cause, mask = _classify(th[kk, ss], H[i], th[kk][ok[kk]])
@@ -85,7 +101,7 @@ def diagnose(problem: Problem, thetas, converged, v, pdraw, values) -> str:
 def _classify(theta, H, converged_k):
     """``(cause, coordinate mask)`` of one unconverged draw."""
     d = theta.size
-    finite = np.isfinite(theta) & np.all(np.isfinite(H), axis=1)
+    finite = np.isfinite(theta) & (np.all(np.isfinite(H), axis=1) if H is not None else True)
     if not finite.all():
         return "non-finite", ~finite
     if len(converged_k) >= 2:
@@ -95,6 +111,8 @@ def _classify(theta, H, converged_k):
         far = np.abs(theta) > RUNAWAY
     if far.any():
         return "runs off", far
+    if H is None:
+        return "slow or ill-conditioned", np.zeros(d, bool)
     eig, vec = np.linalg.eigh(0.5 * (H + H.T))
     top = max(float(np.abs(eig).max()), 1e-300)
     loading = np.abs(vec[:, 0]) > 0.3 if d > 1 else np.ones(1, bool)
