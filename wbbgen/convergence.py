@@ -5,13 +5,18 @@ objective at its last iterate is decomposed, and the draw is put in the first cl
 
 * **non-finite**: the iterate or H has NaN/inf (the sites with non-finite entries);
 * **runs off**: some coordinate is more than ``RUNAWAY`` converged-draw sds from the median of
-  the converged draws at the same λ, or, with no converged draw there, beyond ``RUNAWAY`` in
-  absolute value: the optimum is at infinity along it (separation in a classification model, a
-  scale parameter collapsing to 0): a stronger prior (larger λ) or a proper prior on that site;
+  the converged draws at the same λ (or, with no converged draw there and no Hessian, beyond
+  ``RUNAWAY`` in absolute value): the optimum is at infinity along it (separation in a
+  classification model, a scale parameter collapsing to 0): a stronger prior (larger λ) or a
+  proper prior on that site;
+* **runs off or flat**: with no converged draw at that λ, a coordinate beyond ``RUNAWAY`` in
+  absolute value along H's flattest direction: at infinity, or barely identified (an uncentred
+  predictor beside an intercept); the warning gives both remedies;
 * **not convex**: the smallest eigenvalue of H is negative (a degenerate joint mode, typically a
   hierarchical scale parameter optimised jointly with its group effects);
 * **flat**: the smallest eigenvalue is under ``FLAT`` × the largest (the data and prior do not
-  identify a direction: collinear columns, a flat prior), the sites loading on its eigenvector;
+  identify a direction, or barely: collinear columns, a flat prior, an uncentred predictor beside
+  an intercept), the sites loading on its eigenvector;
 * **slow**: none of these: more ``max_steps`` or a looser ``tol`` will do.
 
 Above ``MAX_DENSE`` coordinates (a neural net) the Hessian is not formed (it would not fit in
@@ -51,8 +56,13 @@ _ADVICE = {
     "not convex": "the weighted objective is not convex there (a degenerate joint mode, e.g. a group scale "
     "optimised jointly with its group effects): integrate group effects out (declare them in a plate, see "
     "docs/howto/models.md) or use a stronger prior",
-    "flat": "the data and prior do not identify that direction (collinear columns, a flat prior): a proper "
-    "prior on those sites, or drop the redundant column",
+    "flat": "the data and prior do not identify that direction, or barely (collinear columns, a flat prior, "
+    "a predictor far from zero beside an intercept): centre and scale the predictors, a proper prior on those "
+    "sites, or drop the redundant column",
+    "runs off or flat": "with no converged draw to compare with, a large coordinate along a flat direction: "
+    "either the optimum is at infinity (separation, a scale collapsing to 0: a stronger prior) or the objective "
+    "is badly conditioned (a predictor far from zero beside an intercept, collinear columns: centre and scale "
+    "the predictors)",
     "slow": "nothing is wrong with the objective there: raise `max_steps` or loosen `tol`",
     "slow or ill-conditioned": "no runaway or non-finite coordinate; the curvature was not checked "
     f"(more than {MAX_DENSE} coordinates): raise `max_steps`, loosen `tol`, or strengthen the prior",
@@ -104,18 +114,26 @@ def _classify(theta, H, converged_k):
     finite = np.isfinite(theta) & (np.all(np.isfinite(H), axis=1) if H is not None else True)
     if not finite.all():
         return "non-finite", ~finite
+    if H is not None:
+        eig, vec = np.linalg.eigh(0.5 * (H + H.T))
+        top = max(float(np.abs(eig).max()), 1e-300)
+        loading = np.abs(vec[:, 0]) > 0.3 if d > 1 else np.ones(1, bool)
     if len(converged_k) >= 2:
         centre, sd = np.median(converged_k, 0), converged_k.std(0) + 1e-12
         far = np.abs(theta - centre) > RUNAWAY * sd
     else:
+        # No converged draw to measure against: a large value runs off only where the objective
+        # flattens along it (at infinity the curvature vanishes). A large but well-curved value
+        # (an intercept of 48 beside an uncentred predictor) is the curvature tests' to judge.
         far = np.abs(theta) > RUNAWAY
+        if H is not None:
+            far &= (eig[0] < FLAT * top) & (np.abs(vec[:, 0]) > 0.3)
+            if far.any():  # at infinity, or barely identified: these checks cannot tell which
+                return "runs off or flat", far
     if far.any():
         return "runs off", far
     if H is None:
         return "slow or ill-conditioned", np.zeros(d, bool)
-    eig, vec = np.linalg.eigh(0.5 * (H + H.T))
-    top = max(float(np.abs(eig).max()), 1e-300)
-    loading = np.abs(vec[:, 0]) > 0.3 if d > 1 else np.ones(1, bool)
     if eig[0] < -FLAT * top:
         return "not convex", loading
     if eig[0] < FLAT * top:
