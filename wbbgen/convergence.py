@@ -127,7 +127,7 @@ def _classify(theta, H, converged_k):
         # (an intercept of 48 beside an uncentred predictor) is the curvature tests' to judge.
         far = np.abs(theta) > RUNAWAY
         if H is not None:
-            far &= (eig[0] < FLAT * top) & (np.abs(vec[:, 0]) > 0.3)
+            far &= (abs(eig[0]) < FLAT * top) & (np.abs(vec[:, 0]) > 0.3)
             if far.any():  # at infinity, or barely identified: these checks cannot tell which
                 return "runs off or flat", far
     if far.any():
