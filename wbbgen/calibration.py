@@ -121,7 +121,7 @@ IDEAL = {"sd_ratio": 1.0, "mean_shift": 0.0, "coverage_50": 0.5, "coverage_90": 
 
 
 def _distance(cal: xr.Dataset, metric: str) -> xr.DataArray:
-    """How far each marginal's value is from the ideal: |log r| for the sd ratio, else |x − ideal|."""
+    """How far each marginal's value is from the ideal: ``|log r|`` for the sd ratio, else ``|x − ideal|``."""
     x = cal[metric]
     if metric == "sd_ratio":
         return np.abs(np.log(x))
@@ -132,7 +132,7 @@ def summarize(cal: xr.Dataset):
     """Per-λ medians of each metric across the marginals, and the worst marginal beside each.
 
     For each metric m the table has ``m`` (the median over the marginals), ``m_worst`` (the
-    value of the marginal farthest from the ideal: |log r| largest for the sd ratio, |x − ideal|
+    value of the marginal farthest from the ideal: ``|log r|`` largest for the sd ratio, ``|x − ideal|``
     for the others, ideal 0 / 0.5 / 0.9 / 0) and ``m_worst_param`` (that marginal's label,
     e.g. ``"sigma"`` or ``"b[2]"``), then ``n_params``. A marginal whose metric is NaN (a
     constant draw set) is the worst one.

@@ -106,9 +106,11 @@ def first_order_wbb(
     """First-order WBB over a hyperparameter grid (module docstring), in :func:`wbbgen.exact_wbb`'s
     layout; the same ``rng_key`` gives the same weights and prior draws as ``exact_wbb``.
 
+    The other arguments (``rng_key``, ``model``, the data ``*args`` and ``**kwargs``, ``hyper``,
+    ``num_samples``, ``weights``, ``prior_weight``, ``obs_plate``, ``static_args``) are those of
+    :func:`wbbgen.exact_wbb`.
+
     Args:
-        rng_key, model, *args, **kwargs, hyper, num_samples, weights, prior_weight, obs_plate,
-            static_args: as :func:`wbbgen.exact_wbb`.
         refine: at most this many damped Newton steps per draw from its first-order value
             (0: none); ``stats["decrement"]`` then says how far each draw is from its exact
             WBB optimiser, in posterior sd.

@@ -89,7 +89,7 @@ class PosteriorCheck(NamedTuple):
             :func:`posterior_check` returns the flat resampled draws of every value).
         reweighted_k_hat, reweighted_ess: k̂ and ESS fraction of the mixture's weights.
         sd_ratio, mean_shift: the WBB draws' worst coordinate against the reweighted ones
-            (sd_WBB / sd_posterior, furthest from 1; |mean difference| / sd_posterior).
+            (sd_WBB / sd_posterior, furthest from 1; ``|mean difference|`` / sd_posterior).
         moved: reweighting is usable and moves some coordinate out of the band (sd ratio outside
             [0.91, 1.1] or a shift over 0.1 sd, beyond its Monte Carlo error): the WBB draws miss
             there even where k̂ ≤ 0.7 (k̂ sees a too-narrow fit only when it is very narrow).
@@ -150,7 +150,7 @@ class PosteriorCheck(NamedTuple):
 
 
 def log_posterior(problem: Problem, theta, values):
-    """log p(y | θ, λ) + log p_λ(θ) + log |J(θ)|: the unnormalised log posterior density of the
+    """log p(y | θ, λ) + log p_λ(θ) + log ``|J(θ)|``: the unnormalised log posterior density of the
     flat unconstrained θ ``(d,)`` at hyperparameter values ``(m,)`` (unweighted)."""
     obj = problem.objective
     hyper = hyper_dict(problem, values)

@@ -98,16 +98,14 @@ class AmortizedWBB:
         generator, generator_options: the generator (``"mlp"`` (default), ``"linear"`` or a
             class) and its options (``width``, ``depth``, ``activation``):
             :class:`~wbbgen.options.GeneratorOptions`.
-        optimizer, batch_size, mode, num_targets, chunk_size, on_nonfinite, data_batch_size,
-            cv_folds: how it is trained (:class:`~wbbgen.options.TrainingOptions`): any optax
-            optimizer (default Adam 3e-3, warm-up and cosine decay over ``num_steps``), (w, λ, ξ)
-            draws per step, ``"criterion"`` (minimise the weighted objective) or
-            ``"supervised"`` (regress onto ``num_targets`` exact solutions), steps per compiled
-            chunk (progress, non-finite checks and checkpoints happen between chunks),
-            ``"stop"`` or ``"skip"`` on a non-finite step, rows of data per step (the unbiased
-            minibatch objective of :mod:`wbbgen.minibatch`; combine with ``weights="block"`` for
-            large n), and K-fold CV by weight deletion (half the training draws delete one of
-            ``cv_folds`` fixed folds, :func:`wbbgen.kfold_cv`).
+        optimizer, batch_size, mode, num_targets, chunk_size, on_nonfinite, data_batch_size, cv_folds: how
+            it is trained (:class:`~wbbgen.options.TrainingOptions`): any optax optimizer (default Adam 3e-3,
+            warm-up and cosine decay over ``num_steps``), (w, λ, ξ) draws per step, ``"criterion"`` (minimise the
+            weighted objective) or ``"supervised"`` (regress onto ``num_targets`` exact solutions), steps per
+            compiled chunk (progress, non-finite checks and checkpoints happen between chunks), ``"stop"`` or
+            ``"skip"`` on a non-finite step, rows of data per step (the unbiased minibatch objective of
+            :mod:`wbbgen.minibatch`; combine with ``weights="block"`` for large n), and K-fold CV by weight deletion
+            (half the training draws delete one of ``cv_folds`` fixed folds, :func:`wbbgen.kfold_cv`).
         num_pilot, num_pilot_samples, pilot_max_steps: the pilot exact solves that set the
             output scale (:class:`~wbbgen.options.PilotOptions`): how many hyperparameter
             values, draws per value (default: ``fidelity_samples``, or 64), and an iteration cap

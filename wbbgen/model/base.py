@@ -41,7 +41,7 @@ class Objective(NamedTuple):
         deterministic_shapes: shape of each deterministic site.
         kept_rows: ``(n_rows,)`` booleans, the rows of the data passed that are observations
             (rows whose every observation is masked are dropped); None when all are kept.
-        log_jacobian: ``(theta, hyper, data) -> scalar``, log |∂ constrained / ∂ θ| of the
+        log_jacobian: ``(theta, hyper, data) -> scalar``, ``log |∂ constrained / ∂ θ|`` of the
             latent sites' transforms (the posterior density of θ needs it, the WBB objective
             does not); None: θ is the model's own parametrisation (a FunctionModel).
         expand: for a hierarchical model (:mod:`wbbgen.model.hierarchical`), whose θ holds the

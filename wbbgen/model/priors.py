@@ -143,7 +143,7 @@ def site_anchor(fn, value, rng_key):
     Returns:
         For a flat prior zeros; on the real line shift = u₀ − mode and noise = shift
         standardised by √(−∂²log q(mode)) where the density is curved there, else by
-        |∂ log q(u₀)| (a Laplace prior: |θ₀ − m|/b); for a constrained site shift = z/√(−∂²log q)
+        ``|∂ log q(u₀)|`` (a Laplace prior: ``|θ₀ − m|/b``); for a constrained site shift = z/√(−∂²log q)
         and noise = z. Both have the site's unconstrained shape.
     """
     transform = biject_to(fn.support)
