@@ -11,8 +11,8 @@ objective at its last iterate is decomposed, and the draw is put in the first cl
   proper prior on that site;
 * **runs off or flat**: with no converged draw at that λ, a coordinate beyond ``RUNAWAY`` in
   absolute value along H's flattest direction, where that eigenvalue is under ``FLAT`` × the
-  largest: at infinity, or barely identified (an uncentred
-  predictor beside an intercept); the warning gives both remedies;
+  largest: at infinity, or barely identified (an uncentred predictor beside an intercept); the
+  warning gives both remedies;
 * **not convex**: the smallest eigenvalue of H is negative (a degenerate joint mode, typically a
   hierarchical scale parameter optimised jointly with its group effects);
 * **flat**: the smallest eigenvalue is under ``FLAT`` × the largest (the data and prior do not
